@@ -1,0 +1,34 @@
+# Two commands on a fresh machine (Python 3.10+ and pip only):
+#   make train   - create .venv, install everything, train on MNIST, print test accuracy, write runs/NAME/
+#   make test    - create .venv, install everything, run the whole test suite
+# Data: --data-dir, then $MNIST_LOGREG_DATA, then ./data (downloaded there when missing).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install train test bench clean
+
+install: $(STAMP)
+
+# torch is pinned and installed first: 2.13.0 is the CPU build; an unpinned torch pulls CUDA (GBs).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/mnist-logreg train $(TRAIN_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_speed.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

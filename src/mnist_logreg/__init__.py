@@ -1,0 +1,40 @@
+"""mnist-logreg: multinomial logistic regression on MNIST-like data, fast, exact and explained.
+
+The notebook's vocabulary, from Python::
+
+    from mnist_logreg import load_dataset, split, MnistModel, fit, evaluate, save, load
+    train, val = split(load_dataset("mnist", "train"), val_size=10_000, seed=0)
+    model = MnistModel()
+    history = fit(model, train, val, epochs=20, lr=1e-3, batch_size=128)
+    print(evaluate(model, load_dataset("mnist", "test")))
+
+Names are imported lazily so that ``mnist-logreg --help`` does not pay for importing torch.
+"""
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_dataset": "data", "split": "data", "ImageSet": "data", "read_idx": "data",
+    "load_kaggle_csv": "data", "download": "data",
+    "MnistModel": "model",
+    "fit": "train", "evaluate": "train", "predict_image": "train", "predict": "train",
+    "History": "train",
+    "accuracy": "metrics", "confusion_matrix": "metrics",
+    "save": "checkpoint", "load": "checkpoint", "load_checkpoint": "checkpoint",
+    "MnistLogregError": "errors", "DataError": "errors", "CheckpointError": "errors",
+    "ConfigError": "errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'mnist_logreg' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

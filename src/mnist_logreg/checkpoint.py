@@ -1,0 +1,192 @@
+"""Saving and loading checkpoints: atomic writes, and loads that never execute code.
+
+A checkpoint is a dict saved with ``torch.save``::
+
+    {"format": "mnist-logreg/1", "model": state_dict, "optimizer": state_dict or None,
+     "epoch": int, "config": {...resolved options...}, "dataset": str, "classes": [...],
+     "metrics": {...}, "history": [...], "versions": {...}, "created": ISO time}
+
+A bare ``state_dict`` (what the notebook's ``torch.save(model.state_dict(), ...)`` writes)
+is accepted everywhere a checkpoint is.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import pickle
+import platform
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .model import INPUT_SIZE, NUM_CLASSES, MnistModel
+
+FORMAT = "mnist-logreg/1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers see the old file or the
+    new one, never a part. The temporary file is removed on any failure."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"{path.parent}: cannot write: {e.strerror}") from None
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink(tmp)
+        raise CheckpointError(f"{path}: cannot write: {e.strerror or e}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _unlink(p):
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def versions() -> dict:
+    import numpy
+
+    from . import __version__
+
+    return {"mnist_logreg": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model plus everything saved beside it."""
+
+    model: MnistModel
+    optimizer_state: dict | None = None
+    epoch: int = 0
+    config: dict = field(default_factory=dict)
+    dataset: str = "mnist"
+    classes: tuple = tuple(str(i) for i in range(10))
+    metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dict | None = None,
+         dataset: str = "mnist", classes=None, metrics: dict | None = None,
+         history: list | None = None, **extra) -> Path:
+    """Save ``model`` (and optionally optimizer state and metadata) atomically to ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.pt")
+    >>> _ = save(MnistModel(), p, metrics={"test_acc": 0.9})
+    >>> load_checkpoint(p).metrics
+    {'test_acc': 0.9}
+    """
+    payload = {
+        "format": FORMAT,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": int(epoch),
+        "config": dict(config or {}),
+        "dataset": dataset,
+        "classes": list(classes or (str(i) for i in range(NUM_CLASSES))),
+        "metrics": dict(metrics or {}),
+        "history": list(history or []),
+        "versions": versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return Path(path)
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses globals it does not know: that is a pickle trying to run code.
+        first = str(e).strip().splitlines()
+        hint = next((l.strip() for l in first if "Unsupported global" in l), "")
+        raise CheckpointError(f"{path}: refused: the file contains Python objects other than "
+                              f"tensors, which could run code when loaded{': ' + hint if hint else ''}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) and e.strerror:
+            msg = e.strerror
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
+
+
+def _state_dict_from(obj, path) -> dict:
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state_dict or an mnist-logreg checkpoint, "
+                              f"found {type(obj).__name__}")
+    sd = obj.get("model") if "model" in obj and isinstance(obj.get("model"), dict) else obj
+    # tolerate a plain nn.Linear's state_dict and DataParallel's "module." prefix
+    if set(sd) == {"weight", "bias"}:
+        sd = {f"linear.{k}": v for k, v in sd.items()}
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    expected = {"linear.weight": (NUM_CLASSES, INPUT_SIZE), "linear.bias": (NUM_CLASSES,)}
+    for key, shape in expected.items():
+        if key not in sd:
+            raise CheckpointError(f"{path}: missing key {key!r} (found: {', '.join(map(str, sd)) or 'none'})")
+        t = sd[key]
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"{path}: {key} is a {type(t).__name__}, not a tensor")
+        if tuple(t.shape) != shape:
+            raise CheckpointError(f"{path}: {key} has shape {tuple(t.shape)}, expected {shape} "
+                                  f"(a 784-to-10 linear model)")
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: {key} has dtype {t.dtype}, expected a float type")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: {key} contains NaN or infinite values")
+    extra = sorted(set(sd) - set(expected))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected keys {extra} (not a 784-to-10 linear model)")
+    return {k: sd[k].float() for k in expected}
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Load a checkpoint or a bare state_dict safely (``weights_only=True``), checking keys,
+    shapes and values. Raises :class:`CheckpointError` with one line naming the problem."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    obj = _torch_load(path)
+    sd = _state_dict_from(obj, path)
+    model = MnistModel()
+    model.load_state_dict(sd)
+    model.eval()
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return Checkpoint(model=model, optimizer_state=obj.get("optimizer"), epoch=int(obj.get("epoch", 0)),
+                          config=dict(obj.get("config") or {}), dataset=obj.get("dataset", "mnist"),
+                          classes=tuple(obj.get("classes") or ()), metrics=dict(obj.get("metrics") or {}),
+                          history=list(obj.get("history") or []),
+                          meta={k: obj[k] for k in ("versions", "created") if k in obj}, path=path)
+    return Checkpoint(model=model, path=path, meta={"source": "state_dict"})
+
+
+def load(path) -> MnistModel:
+    """Load just the model from a checkpoint, a run folder or a notebook ``.pth`` state_dict."""
+    return load_checkpoint(path).model

@@ -1,0 +1,500 @@
+"""The ``mnist-logreg`` command line. Heavy modules (torch, matplotlib) are imported inside
+the commands that need them, so ``--help`` answers at once."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, MnistLogregError
+
+NOTEBOOK_INDICES = [0, 10, 200, 1839]
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _nonneg_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number, got {text}")
+    return v
+
+
+def _add_data_args(p, dataset=True):
+    if dataset:
+        p.add_argument("--dataset", default="mnist", metavar="NAME",
+                       help="dataset: mnist, fashion-mnist or kmnist")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="folder searched first for the data (torchvision layout ROOT/MNIST/raw/ or "
+                        "the four files flat); then $MNIST_LOGREG_DATA, then ./data")
+    p.add_argument("--no-download", action="store_true",
+                   help="never download; fail with the list of expected files instead")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-logreg", formatter_class=_Formatter,
+        description="Train, evaluate and use a multinomial logistic-regression classifier "
+                    "(one nn.Linear(784, 10)) on MNIST-like data.",
+        epilog="Examples:\n"
+               "  mnist-logreg train                      # 20 epochs, Adam 1e-3, batch 128\n"
+               "  mnist-logreg train --resume runs/NAME --epochs 5\n"
+               "  mnist-logreg evaluate runs/NAME --split test\n"
+               "  mnist-logreg predict runs/NAME --index 0 10 200 1839\n"
+               "Data is looked for in --data-dir, $MNIST_LOGREG_DATA, ./data (in that order).")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"mnist-logreg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    # ---- data --------------------------------------------------------------------------
+    p = sub.add_parser("data", formatter_class=_Formatter, help="show which datasets are found where",
+                       description="Show, for each known dataset, where its files were found "
+                                   "(or where they were looked for).")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="only this dataset (default: all)")
+    p.add_argument("--data-dir", metavar="DIR", default=None, help="folder searched first")
+    p.add_argument("--check", action="store_true", help="also read every file and check it")
+    p.add_argument("--download", action="store_true", help="download what is missing")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_data)
+
+    # ---- train -------------------------------------------------------------------------
+    p = sub.add_parser("train", formatter_class=_Formatter, help="train a model and write a run folder",
+                       description="Train on the training split (minus a seeded validation split), "
+                                   "print the notebook's per-epoch line, evaluate on the test set and "
+                                   "write runs/NAME/ (checkpoint.pt, history.csv/.json, accuracy.png, "
+                                   "samples.png).")
+    _add_data_args(p)
+    p.add_argument("--train-csv", metavar="FILE", default=None,
+                   help="train on a Kaggle Digit Recognizer train.csv instead (no test set)")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="epochs to train (with --resume: more epochs)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="mini-batch size")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam", help="optimizer")
+    p.add_argument("--momentum", type=_nonneg_float, default=0.9, help="momentum (sgd only)")
+    p.add_argument("--weight-decay", type=_nonneg_float, default=0.0, help="weight decay (L2)")
+    p.add_argument("--seed", type=_nonneg_int, default=0,
+                   help="seed of the initial weights, the split and the shuffling")
+    p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="CPU threads (1 is fastest for these small products on a shared machine; "
+                        "see bench/train_speed.py)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when present)")
+    p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
+    p.add_argument("--name", default=None, help="run folder name (default: DATASET-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue the run in folder RUN from its last checkpoint (data, split, seed "
+                        "and optimizer settings come from the checkpoint; --epochs more are run)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=1,
+                   help="write checkpoint.pt every N epochs (atomically)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="a quick check: 1 epoch on 2,000 training images, 1,000 validation images")
+    p.set_defaults(func=cmd_train)
+
+    # ---- evaluate ----------------------------------------------------------------------
+    p = sub.add_parser("evaluate", formatter_class=_Formatter, help="loss, accuracy and confusion matrix",
+                       description="Evaluate a run folder, an mnist-logreg checkpoint or a notebook "
+                                   "state_dict (.pth) on a split: loss, accuracy, per-class accuracy and "
+                                   "the confusion matrix.")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    _add_data_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument("--split", choices=["test", "val", "train"], default="test", help="which images")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    # ---- predict -----------------------------------------------------------------------
+    p = sub.add_parser("predict", formatter_class=_Formatter, help="predict dataset images, image files or a CSV",
+                       description="Predict with a trained model: dataset images by index (label, "
+                                   "prediction, top probabilities), 28x28 grayscale image files, or a "
+                                   "Kaggle test.csv (writing submission.csv).")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--index", type=_nonneg_int, nargs="+", default=None,
+                   help=f"dataset image indices (the notebook's: {' '.join(map(str, NOTEBOOK_INDICES))})")
+    p.add_argument("--split", choices=["test", "train"], default="test", help="split that --index refers to")
+    p.add_argument("--image", nargs="+", metavar="FILE", default=None,
+                   help="28x28 grayscale image files, light digit on dark like MNIST")
+    p.add_argument("--csv", metavar="FILE", default=None, help="a Kaggle test.csv to predict")
+    p.add_argument("--submission", metavar="FILE", default="submission.csv",
+                   help="where --csv writes ImageId,Label")
+    p.add_argument("--top", type=_positive_int, default=3, help="how many probabilities to show")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_args(p)
+    p.set_defaults(dataset=None)
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+# ======================================================================================
+# commands
+# ======================================================================================
+def _out(args, obj, text: str):
+    if getattr(args, "json", False):
+        print(json.dumps(obj, indent=2))
+    else:
+        print(text)
+
+
+def cmd_data(args):
+    from .data import candidate_roots, download, find_files, load_dataset, searched_dirs
+    from .datasets import DATASETS, get_spec
+
+    names = [get_spec(args.dataset).name] if args.dataset else list(DATASETS)
+    report = []
+    for name in names:
+        found = find_files(name, args.data_dir)
+        if not found and args.download:
+            download(name, candidate_roots(args.data_dir)[0])
+            found = find_files(name, args.data_dir)
+        entry = {"dataset": name, "found": bool(found),
+                 "files": {k: str(v) for k, v in (found or {}).items()},
+                 "searched": [str(d) for d in searched_dirs(name, args.data_dir)]}
+        if found and args.check:
+            for split_name in ("train", "test"):
+                s = load_dataset(name, split_name, args.data_dir, download=False)
+                entry[split_name] = len(s)
+        report.append(entry)
+    lines = []
+    for e in report:
+        if e["found"]:
+            where = Path(e["files"]["train-images"]).parent
+            counts = f" ({e['train']:,} train, {e['test']:,} test, checked)" if "train" in e else ""
+            lines.append(f"{e['dataset']:14s} found in {where}{counts}")
+        else:
+            lines.append(f"{e['dataset']:14s} not found (searched: {', '.join(e['searched'])})")
+    _out(args, report, "\n".join(lines))
+    return 0
+
+
+def _device(name):
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available (use --device cpu)")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ConfigError(f"--device must be cpu, cuda or auto, not {name!r}")
+    return name
+
+
+def _new_run_dir(runs_dir, name, dataset) -> Path:
+    import datetime as dt
+
+    root = Path(runs_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{root}: cannot create the runs folder: {e.strerror}") from None
+    base = name or f"{dataset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for k in range(1000):
+        cand = root / (base if k == 0 else f"{base}-{k + 1}")
+        try:
+            cand.mkdir()  # atomic: two runs never get the same folder
+            return cand
+        except FileExistsError:
+            if name:
+                raise ConfigError(f"{cand}: run folder exists (use --resume {cand} to continue it, "
+                                  f"or another --name)") from None
+        except OSError as e:
+            raise ConfigError(f"{cand}: cannot create the run folder: {e.strerror}") from None
+    raise ConfigError(f"{root}: too many runs named {base}")
+
+
+def _load_training_data(cfg, log):
+    from .data import load_dataset, load_kaggle_csv, split, KAGGLE_LEAK_WARNING
+
+    if cfg.get("train_csv"):
+        full = load_kaggle_csv(cfg["train_csv"], labelled=True)
+        if full.labels.min() < 0:
+            raise ConfigError(f"{cfg['train_csv']}: has no label column; training needs train.csv")
+        test = None
+        classes = full.classes
+    else:
+        full = load_dataset(cfg["dataset"], "train", cfg.get("data_dir"), download=not cfg.get("no_download"), log=log)
+        test = load_dataset(cfg["dataset"], "test", cfg.get("data_dir"), download=False, log=log)
+        classes = full.classes
+    train, val = split(full, cfg["val_size"], cfg["seed"])
+    if cfg.get("dry_run"):
+        train = train.subset(slice(0, 2000))
+        val = val.subset(slice(0, 1000))
+        test = test.subset(slice(0, 1000)) if test is not None else None
+    return train, val, test, classes
+
+
+def cmd_train(args):
+    import torch
+
+    from .checkpoint import atomic_write_text, load_checkpoint, save
+    from .model import MnistModel
+    from .plots import accuracy_plot, image_grid
+    from .train import History, TrainingDiverged, TrainingInterrupted, evaluate, fit, make_optimizer
+
+    log = print
+    resumed = None
+    if args.resume:
+        resumed = load_checkpoint(args.resume)
+        if not resumed.config or resumed.optimizer_state is None:
+            raise ConfigError(f"{args.resume}: not a training checkpoint of this tool (no config or "
+                              f"optimizer state); evaluate or predict accept it, --resume does not")
+        cfg = dict(resumed.config)
+        cfg.update(epochs=args.epochs, threads=args.threads, device=args.device,
+                   checkpoint_every=args.checkpoint_every)
+        if args.data_dir:
+            cfg["data_dir"] = args.data_dir
+        run_dir = resumed.path.parent
+    else:
+        cfg = {k: getattr(args, k) for k in (
+            "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "batch_size", "optimizer",
+            "momentum", "weight_decay", "seed", "val_size", "threads", "device", "checkpoint_every", "dry_run")}
+        from .datasets import get_spec
+        cfg["dataset"] = "kaggle-csv" if args.train_csv else get_spec(args.dataset).name
+        if cfg["train_csv"]:
+            cfg["train_csv"] = str(Path(cfg["train_csv"]).resolve())
+    device = _device(cfg["device"])
+
+    # -- data (read and checked before anything is written) ----------------------------------
+    train, val, test, classes = _load_training_data(cfg, log)
+    if len(val) == 0:
+        val = None
+
+    # -- model and optimizer -----------------------------------------------------------------
+    torch.manual_seed(cfg["seed"])
+    model = MnistModel().to(device)
+    opt = make_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
+    history = History()
+    start_epoch = 0
+    if resumed is not None:
+        model.load_state_dict(resumed.model.state_dict())
+        try:
+            opt.load_state_dict(resumed.optimizer_state)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ConfigError(f"{resumed.path}: optimizer state does not fit: {e}") from None
+        history.rows = list(resumed.history)
+        start_epoch = resumed.epoch
+    n_params = model.num_parameters()
+    log(f"MnistModel: {n_params:,} parameters (linear.weight 10x784 + linear.bias 10)")
+    log(f"data: {len(train):,} train, {len(val) if val else 0:,} validation"
+        + (f", {len(test):,} test" if test is not None else "") + f" ({cfg['dataset']})")
+
+    run_dir = run_dir if resumed is not None else _new_run_dir(args.runs_dir, args.name, cfg["dataset"])
+    ckpt_path = run_dir / "checkpoint.pt"
+    log(f"run folder: {run_dir}")
+
+    def write_checkpoint(epoch, metrics=None):
+        save(model, ckpt_path, optimizer=opt, epoch=epoch, config=cfg, dataset=cfg["dataset"],
+             classes=classes, metrics=metrics or {}, history=history.rows, split_seed=cfg["seed"])
+
+    def on_epoch(epoch, row, _opt):
+        if epoch % cfg["checkpoint_every"] == 0:
+            write_checkpoint(epoch)
+
+    try:
+        fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"],
+            seed=cfg["seed"], threads=cfg["threads"] if device == "cpu" else None,
+            start_epoch=start_epoch, history=history, on_epoch=on_epoch, log=log)
+    except TrainingInterrupted as e:
+        last = history.rows[-1]["epoch"] if history.rows else 0
+        print(f"{e}; the last complete epoch ({last}) is in {ckpt_path}; continue with: "
+              f"mnist-logreg train --resume {run_dir} --epochs N", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        last = history.rows[-1]["epoch"] if history.rows else 0
+        kept = f"; the last good checkpoint (epoch {last}) is kept in {ckpt_path}" if ckpt_path.exists() else ""
+        raise TrainingDiverged(f"{e}{kept}") from None
+
+    # -- test evaluation, final checkpoint and run files -------------------------------------
+    final_epoch = history.rows[-1]["epoch"]
+    metrics = {"val_loss": history.rows[-1].get("val_loss"), "val_acc": history.rows[-1].get("val_acc"),
+               "epochs": final_epoch,
+               "train_seconds": round(sum(r.get("seconds", 0) for r in history.rows), 3)}
+    if test is not None:
+        r = evaluate(model, test)
+        metrics.update(test_loss=r["val_loss"], test_acc=r["val_acc"])
+        log(f"test_loss: {r['val_loss']:.4f}, test_acc: {r['val_acc']:.4f}")
+    write_checkpoint(final_epoch, metrics)
+    _write_history(run_dir, history.rows, atomic_write_text)
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    accuracy_plot(history.rows, run_dir / "accuracy.png")
+    image_grid(train.images[:16], train.labels[:16], run_dir / "samples.png", classes=classes,
+               title=f"{cfg['dataset']}: training images")
+    log(f"wrote {ckpt_path}, history.csv, history.json, metrics.json, accuracy.png, samples.png")
+    return 0
+
+
+def _write_history(run_dir, rows, write_text):
+    cols = ["epoch", "train_loss", "val_loss", "val_acc", "seconds"]
+    lines = [",".join(cols)]
+    for r in rows:
+        lines.append(",".join("" if r.get(c) is None else (str(r[c]) if c == "epoch" else f"{r[c]:.6f}")
+                              for c in cols))
+    write_text(run_dir / "history.csv", "\n".join(lines) + "\n")
+    write_text(run_dir / "history.json", json.dumps(rows, indent=2) + "\n")
+
+
+def _dataset_for(ckpt, args):
+    """The dataset a checkpoint was trained on (a notebook .pth: --dataset, default mnist)."""
+    name = args.dataset or ckpt.dataset or "mnist"
+    if name == "kaggle-csv":
+        raise ConfigError("this model was trained on a Kaggle CSV; pass --dataset mnist to use MNIST images")
+    return name
+
+
+def cmd_evaluate(args):
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset, split
+    from .metrics import confusion_matrix, format_confusion, per_class_accuracy
+    from .train import evaluate, predict
+
+    ckpt = load_checkpoint(args.checkpoint)
+    name = _dataset_for(ckpt, args)
+    if args.split == "test":
+        data = load_dataset(name, "test", args.data_dir, download=not args.no_download)
+    else:
+        full = load_dataset(name, "train", args.data_dir, download=not args.no_download)
+        cfg = ckpt.config
+        tr, va = split(full, cfg.get("val_size", 10_000), cfg.get("seed", 0))
+        data = va if args.split == "val" else tr
+    r = evaluate(ckpt.model, data)
+    preds = predict(ckpt.model, data.images).argmax(1)
+    cm = confusion_matrix(data.labels, preds, len(data.classes))
+    per_class = per_class_accuracy(cm)
+    result = {"checkpoint": str(ckpt.path), "dataset": name, "split": args.split, "n": len(data),
+              "loss": r["val_loss"], "accuracy": r["val_acc"],
+              "per_class_accuracy": dict(zip(data.classes, per_class)), "confusion_matrix": cm.tolist()}
+    text = [f"{name}/{args.split}: {len(data):,} images",
+            f"loss: {r['val_loss']:.4f}, accuracy: {r['val_acc']:.4f}", "", "per-class accuracy:"]
+    text += [f"  {c:>12s}: {a:.4f}" for c, a in zip(data.classes, per_class)]
+    text += ["", format_confusion(cm, data.classes)]
+    _out(args, result, "\n".join(text))
+    return 0
+
+
+def _load_image_28(path):
+    """A 28x28 grayscale image file as a float tensor in [0, 1]."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    from .errors import ImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L")
+            if im.size != (28, 28):
+                raise ImageError(f"{path}: image is {im.size[0]}x{im.size[1]}, expected 28x28 grayscale "
+                                 f"(a light digit on a dark background, like MNIST)")
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ImageError(f"{path}: not a readable image ({type(e).__name__})") from None
+    return torch.from_numpy(arr)
+
+
+def _top(probs, classes, k):
+    vals, idx = probs.topk(min(k, len(probs)))
+    return [{"class": classes[int(i)], "label": int(i), "probability": round(float(v), 6)}
+            for v, i in zip(vals, idx)]
+
+
+def cmd_predict(args):
+    import torch
+
+    from .checkpoint import atomic_write_text, load_checkpoint
+    from .data import KAGGLE_LEAK_WARNING, load_dataset, load_kaggle_csv
+    from .train import predict
+
+    if not (args.index or args.image or args.csv):
+        raise ConfigError("nothing to predict: give --index, --image or --csv")
+    ckpt = load_checkpoint(args.checkpoint)
+    classes = ckpt.classes or tuple(str(i) for i in range(10))
+    results, lines = [], []
+    if args.index:
+        data = load_dataset(_dataset_for(ckpt, args), args.split, args.data_dir, download=not args.no_download)
+        bad = [i for i in args.index if i >= len(data)]
+        if bad:
+            raise ConfigError(f"--index {bad[0]} is out of range: {data.name} has {len(data):,} images")
+        probs = predict(ckpt.model, data.images[args.index])
+        for i, p in zip(args.index, probs):
+            label = int(data.labels[i])
+            pred = int(p.argmax())
+            top = _top(p, classes, args.top)
+            results.append({"index": i, "label": label, "predicted": pred, "top": top})
+            lines.append(f"[{i}] Label: {classes[label]}, Predicted: {classes[pred]}  "
+                         + "  ".join(f"{t['class']}: {t['probability']:.3f}" for t in top))
+    if args.image:
+        images = torch.stack([_load_image_28(f) for f in args.image])
+        probs = predict(ckpt.model, images)
+        for f, p in zip(args.image, probs):
+            top = _top(p, classes, args.top)
+            results.append({"file": f, "predicted": int(p.argmax()), "top": top})
+            lines.append(f"{f}: Predicted: {classes[int(p.argmax())]}  "
+                         + "  ".join(f"{t['class']}: {t['probability']:.3f}" for t in top))
+    if args.csv:
+        data = load_kaggle_csv(args.csv)
+        if ckpt.dataset == "mnist" or ckpt.config.get("dataset") == "mnist":
+            print(KAGGLE_LEAK_WARNING, file=sys.stderr)
+        preds = predict(ckpt.model, data.images).argmax(1).tolist()
+        atomic_write_text(args.submission, "ImageId,Label\n" + "".join(f"{i},{p}\n" for i, p in enumerate(preds, 1)))
+        results.append({"csv": args.csv, "submission": args.submission, "rows": len(preds)})
+        lines.append(f"wrote {args.submission}: {len(preds):,} predictions (ImageId from 1)")
+    _out(args, results, "\n".join(lines))
+    return 0
+
+
+# ======================================================================================
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MnistLogregError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

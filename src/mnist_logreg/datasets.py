@@ -1,0 +1,98 @@
+"""The table of known datasets: where their files live, how to check them, what the classes are.
+
+Adding an MNIST-format dataset (KMNIST, EMNIST-digits, ...) is one ``DatasetSpec`` entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the loader needs to find, download and check one dataset."""
+
+    name: str                      # CLI name, e.g. "fashion-mnist"
+    folder: str                    # torchvision's class name: ROOT/<folder>/raw/
+    classes: tuple[str, ...]
+    mirrors: tuple[str, ...]       # base URLs, tried in order
+    files: dict[str, str]          # role -> file name of the .gz download
+    md5: dict[str, str]            # role -> md5 of the .gz download
+    system_dirs: tuple[str, ...] = ()  # where an OS package installs the files
+    image_shape: tuple[int, int] = (28, 28)
+    mean: float = 0.0              # pixel statistics of the training set, in [0, 1]
+    std: float = 1.0
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+ROLES = ("train-images", "train-labels", "test-images", "test-labels")
+
+_STANDARD_FILES = {
+    "train-images": "train-images-idx3-ubyte.gz",
+    "train-labels": "train-labels-idx1-ubyte.gz",
+    "test-images": "t10k-images-idx3-ubyte.gz",
+    "test-labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        folder="MNIST",
+        classes=tuple(str(i) for i in range(10)),
+        # LeCun's host has failed (403/404) since 2024: the S3 mirror goes first.
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        files=_STANDARD_FILES,
+        md5={
+            "train-images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels": "d53e105ee54ea40749a09fcbcd1e9432",
+            "test-images": "9fb629c4189551a2d022fa330f9573f3",
+            "test-labels": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        mean=0.1307,
+        std=0.3081,
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        folder="FashionMNIST",
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        files=_STANDARD_FILES,
+        md5={
+            "train-images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels": "25c81989df183df01b3e8a0aad5dffbe",
+            "test-images": "bef4ecab320f06d8554ea6380940ec79",
+            "test-labels": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian: dataset-fashion-mnist
+        mean=0.2860,
+        std=0.3530,
+    ),
+    "kmnist": DatasetSpec(
+        name="kmnist",
+        folder="KMNIST",
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+        files=_STANDARD_FILES,
+        md5={
+            "train-images": "bdb82020997e1d708af4cf47b453dcf7",
+            "train-labels": "e144d726b3acfaa3e44228e80efcd344",
+            "test-images": "5c965bf0a639b31b8f53240b1b52f4d7",
+            "test-labels": "7320c461ea6c1c855c0b718fb2a4b134",
+        },
+        notes="Kuzushiji-MNIST, CC BY-SA 4.0",
+    ),
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    from .errors import ConfigError
+
+    key = name.lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist"}.get(key, key)
+    if key not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
+    return DATASETS[key]

@@ -1,0 +1,40 @@
+"""The model: one affine map from 784 pixels to 10 class scores, exactly as in the notebook."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+INPUT_SIZE = 28 * 28
+NUM_CLASSES = 10
+
+
+class MnistModel(nn.Module):
+    """Multinomial logistic regression: ``logits = x.reshape(-1, 784) @ W.T + b``.
+
+    The attribute is named ``linear`` like the notebook's, so a notebook ``state_dict``
+    (keys ``linear.weight``, ``linear.bias``) loads directly.
+
+    Examples
+    --------
+    >>> model = MnistModel()
+    >>> model.num_parameters()
+    7850
+    >>> model(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.linear = nn.Linear(input_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, self.linear.in_features)
+        return self.linear(x)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (softmax of the logits), shape (n, 10)."""
+        return torch.softmax(self(x.to(self.linear.weight.dtype)), dim=1)
