@@ -16,7 +16,6 @@ import os
 import pickle
 import platform
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def versions() -> dict:
 
     from . import __version__
 
-    return {"mnist_logreg": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+    return {"mnist_logreg": __version__, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
             "python": platform.python_version()}
 
 
@@ -129,7 +128,7 @@ def _torch_load(path: Path):
         hint = next((l.strip() for l in first if "Unsupported global" in l), "")
         raise CheckpointError(f"{path}: refused: the file contains Python objects other than "
                               f"tensors, which could run code when loaded{': ' + hint if hint else ''}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+    except Exception as e:  # torch.load raises many types on garbage (IndexError, EOFError, ...)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, OSError) and e.strerror:
             msg = e.strerror

@@ -13,6 +13,13 @@ from .errors import ConfigError, MnistLogregError
 NOTEBOOK_INDICES = [0, 10, 200, 1839]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other error of the tool."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
@@ -69,7 +76,7 @@ def _add_data_args(p, dataset=True):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mnist-logreg", formatter_class=_Formatter,
         description="Train, evaluate and use a multinomial logistic-regression classifier "
                     "(one nn.Linear(784, 10)) on MNIST-like data.",
@@ -288,6 +295,8 @@ def cmd_train(args):
         cfg["dataset"] = "kaggle-csv" if args.train_csv else get_spec(args.dataset).name
         if cfg["train_csv"]:
             cfg["train_csv"] = str(Path(cfg["train_csv"]).resolve())
+        if cfg["dry_run"]:
+            cfg["epochs"] = 1
     device = _device(cfg["device"])
 
     # -- data (read and checked before anything is written) ----------------------------------

@@ -38,7 +38,11 @@ def accuracy_plot(history_rows, path) -> Path:
 def image_grid(images, labels, path, *, classes=None, preds=None, cols: int = 8,
                title: str | None = None) -> Path:
     """A grid of images with their labels (and predictions: green right, red wrong)."""
+    import numpy as np
+
     plt = _plt()
+    images, labels = np.asarray(images), np.asarray(labels)
+    preds = None if preds is None else np.asarray(preds)
     n = len(images)
     rows = max(1, (n + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
