@@ -314,7 +314,7 @@ def cmd_train(args):
         model.load_state_dict(resumed.model.state_dict())
         try:
             opt.load_state_dict(resumed.optimizer_state)
-        except (ValueError, KeyError, RuntimeError) as e:
+        except (ValueError, KeyError, RuntimeError, TypeError) as e:
             raise ConfigError(f"{resumed.path}: optimizer state does not fit: {e}") from None
         history.rows = list(resumed.history)
         start_epoch = resumed.epoch
