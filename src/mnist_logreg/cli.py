@@ -120,9 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=0,
                    help="seed of the initial weights, the split and the shuffling")
     p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="CPU threads (1 is fastest for these small products on a shared machine; "
-                        "see bench/train_speed.py)")
+    p.add_argument("--solver", choices=["minibatch", "newton"], default="minibatch",
+                   help="minibatch: the notebook's mini-batch training (--optimizer, --lr, ...); newton: "
+                        "the exact optimum of mean cross-entropy + lam/2 ||W||^2 on the training split")
+    p.add_argument("--lam", type=_positive_float, default=1e-4,
+                   help="L2 strength for --solver newton (scikit-learn's C = 1 / (lam * n_train))")
+    p.add_argument("--tol", type=_positive_float, default=1e-5, help="gradient-norm tolerance for --solver newton")
+    p.add_argument("--max-iter", type=_positive_int, default=100, help="Newton iterations at most")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads (default: 1 for minibatch, whose small products lose with more "
+                        "threads on a busy machine, see bench/train_speed.py; all cores for newton)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when present)")
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
     p.add_argument("--name", default=None, help="run folder name (default: DATASET-TIMESTAMP)")
@@ -134,6 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="a quick check: 1 epoch on 2,000 training images, 1,000 validation images")
     p.set_defaults(func=cmd_train)
+
+    # ---- tune --------------------------------------------------------------------------
+    p = sub.add_parser("tune", formatter_class=_Formatter, help="choose lam (or lr and epochs) on the validation split",
+                       description="Grid search by validation accuracy. newton: one exact optimum per lam "
+                                   "(warm-started from the previous one); minibatch: per lr, the best epoch. "
+                                   "Prints the table, evaluates the winner on the test set once, and writes "
+                                   "runs/NAME/ (tune.json, checkpoint.pt). --refit retrains the winner on "
+                                   "train+validation first.")
+    _add_data_args(p)
+    p.add_argument("--solver", choices=["newton", "minibatch"], default="newton", help="what to tune")
+    p.add_argument("--lams", type=_positive_float, nargs="+", default=[1e-3, 3e-4, 1e-4, 3e-5, 1e-5],
+                   help="lam grid for newton")
+    p.add_argument("--lrs", type=_positive_float, nargs="+", default=[3e-4, 1e-3, 3e-3], help="lr grid for minibatch")
+    p.add_argument("--max-epochs", type=_positive_int, default=40, help="epochs tried for minibatch (every epoch is a candidate)")
+    p.add_argument("--refit", action="store_true", help="retrain the winner on train+validation before testing")
+    p.add_argument("--tol", type=_positive_float, default=1e-5, help="gradient-norm tolerance for newton")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the split, the weights and the shuffling")
+    p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: as in train)")
+    p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
+    p.add_argument("--name", default=None, help="run folder name (default: DATASET-tune-TIMESTAMP)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_tune)
 
     # ---- evaluate ----------------------------------------------------------------------
     p = sub.add_parser("evaluate", formatter_class=_Formatter, help="loss, accuracy and confusion matrix",
@@ -290,7 +320,8 @@ def cmd_train(args):
     else:
         cfg = {k: getattr(args, k) for k in (
             "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "batch_size", "optimizer",
-            "momentum", "weight_decay", "seed", "val_size", "threads", "device", "checkpoint_every", "dry_run")}
+            "momentum", "weight_decay", "seed", "val_size", "threads", "device", "checkpoint_every", "dry_run",
+            "solver", "lam", "tol", "max_iter")}
         from .datasets import get_spec
         cfg["dataset"] = "kaggle-csv" if args.train_csv else get_spec(args.dataset).name
         if cfg["train_csv"]:
@@ -335,25 +366,48 @@ def cmd_train(args):
         if epoch % cfg["checkpoint_every"] == 0:
             write_checkpoint(epoch)
 
-    try:
-        fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"],
-            seed=cfg["seed"], threads=cfg["threads"] if device == "cpu" else None,
-            start_epoch=start_epoch, history=history, on_epoch=on_epoch, log=log)
-    except TrainingInterrupted as e:
-        last = history.rows[-1]["epoch"] if history.rows else 0
-        print(f"{e}; the last complete epoch ({last}) is in {ckpt_path}; continue with: "
-              f"mnist-logreg train --resume {run_dir} --epochs N", file=sys.stderr)
-        return 130
-    except TrainingDiverged as e:
-        last = history.rows[-1]["epoch"] if history.rows else 0
-        kept = f"; the last good checkpoint (epoch {last}) is kept in {ckpt_path}" if ckpt_path.exists() else ""
-        raise TrainingDiverged(f"{e}{kept}") from None
+    if cfg.get("solver") == "newton":
+        if resumed is not None:
+            raise ConfigError("--resume continues mini-batch training; a newton run is already at its optimum")
+        from .solver import solve
+        from .train import evaluate as _evaluate
+
+        result = solve(train, cfg["lam"], tol=cfg["tol"], max_iter=cfg["max_iter"],
+                       threads=cfg["threads"] or os.cpu_count(), log=log)
+        log(result.summary())
+        model.load_state_dict(result.model.state_dict())
+        row = {"epoch": result.iterations, "train_loss": result.objective,
+               **(_evaluate(model, val) if val is not None else {}), "seconds": result.seconds}
+        history.rows.append(row)
+        if val is not None:
+            log(f"val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
+        solver_info = {"objective": result.objective, "grad_norm": result.grad_norm, "iterations": result.iterations,
+                       "hessian_products": result.hessian_products, "converged": result.converged,
+                       "seconds": round(result.seconds, 3), "lam": cfg["lam"], "tol": cfg["tol"],
+                       "sklearn_C": 1.0 / (cfg["lam"] * len(train))}
+    else:
+        solver_info = None
+        try:
+            fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"],
+                seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
+                start_epoch=start_epoch, history=history, on_epoch=on_epoch, log=log)
+        except TrainingInterrupted as e:
+            last = history.rows[-1]["epoch"] if history.rows else 0
+            print(f"{e}; the last complete epoch ({last}) is in {ckpt_path}; continue with: "
+                  f"mnist-logreg train --resume {run_dir} --epochs N", file=sys.stderr)
+            return 130
+        except TrainingDiverged as e:
+            last = history.rows[-1]["epoch"] if history.rows else 0
+            kept = f"; the last good checkpoint (epoch {last}) is kept in {ckpt_path}" if ckpt_path.exists() else ""
+            raise TrainingDiverged(f"{e}{kept}") from None
 
     # -- test evaluation, final checkpoint and run files -------------------------------------
     final_epoch = history.rows[-1]["epoch"]
     metrics = {"val_loss": history.rows[-1].get("val_loss"), "val_acc": history.rows[-1].get("val_acc"),
                "epochs": final_epoch,
                "train_seconds": round(sum(r.get("seconds", 0) for r in history.rows), 3)}
+    if solver_info is not None:
+        metrics["solver"] = solver_info
     if test is not None:
         r = evaluate(model, test)
         metrics.update(test_loss=r["val_loss"], test_acc=r["val_acc"])
@@ -361,10 +415,87 @@ def cmd_train(args):
     write_checkpoint(final_epoch, metrics)
     _write_history(run_dir, history.rows, atomic_write_text)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    accuracy_plot(history.rows, run_dir / "accuracy.png")
+    if len(history.rows) > 1:
+        accuracy_plot(history.rows, run_dir / "accuracy.png")
     image_grid(train.images[:16], train.labels[:16], run_dir / "samples.png", classes=classes,
                title=f"{cfg['dataset']}: training images")
-    log(f"wrote {ckpt_path}, history.csv, history.json, metrics.json, accuracy.png, samples.png")
+    log(f"wrote {ckpt_path}, history.csv, history.json, metrics.json, "
+        + ("accuracy.png, " if len(history.rows) > 1 else "") + "samples.png")
+    return 0
+
+
+def cmd_tune(args):
+    import datetime as dt
+
+    import torch
+
+    from .checkpoint import atomic_write_text, save
+    from .data import ImageSet, load_dataset, split
+    from .datasets import get_spec
+    from .model import MnistModel
+    from .train import History, evaluate, fit
+
+    name = get_spec(args.dataset).name
+    full = load_dataset(name, "train", args.data_dir, download=not args.no_download)
+    test = load_dataset(name, "test", args.data_dir, download=False)
+    train, val = split(full, args.val_size, args.seed)
+    if len(val) == 0:
+        raise ConfigError("tune needs a validation split: --val-size must be at least 1")
+    run_dir = _new_run_dir(args.runs_dir, args.name or f"{name}-tune-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}", name)
+    rows = []
+    if args.solver == "newton":
+        from .solver import solve
+
+        threads = args.threads or os.cpu_count()
+        prev = None
+        for lam in sorted(args.lams, reverse=True):  # strongest first: each warm-starts the next
+            r = solve(train, lam, tol=args.tol, threads=threads, init=prev, log=None)
+            prev = r.model
+            ev = evaluate(r.model, val)
+            rows.append({"lam": lam, "C": 1.0 / (lam * len(train)), **ev, "iterations": r.iterations,
+                         "converged": r.converged, "seconds": round(r.seconds, 2)})
+            print(f"lam {lam:9.2e}  C {rows[-1]['C']:9.3g}  val_loss {ev['val_loss']:.4f}  val_acc {ev['val_acc']:.4f}"
+                  f"  {r.iterations:3d} it  {r.seconds:6.2f}s{'' if r.converged else '  NOT converged'}", flush=True)
+        best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
+        winner = {"solver": "newton", "lam": best["lam"]}
+    else:
+        threads = args.threads or 1
+        for lr in args.lrs:
+            torch.manual_seed(args.seed)
+            h = fit(MnistModel(), train, val, epochs=args.max_epochs, lr=lr, seed=args.seed, threads=threads, log=None)
+            for r in h.rows[1:]:
+                rows.append({"lr": lr, "epochs": r["epoch"], "val_loss": r["val_loss"], "val_acc": r["val_acc"]})
+            b = max((r for r in rows if r["lr"] == lr), key=lambda r: (r["val_acc"], -r["val_loss"]))
+            print(f"lr {lr:9.2e}  best epoch {b['epochs']:3d}  val_loss {b['val_loss']:.4f}  val_acc {b['val_acc']:.4f}", flush=True)
+        best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
+        winner = {"solver": "minibatch", "lr": best["lr"], "epochs": best["epochs"]}
+    print(f"winner: {winner} (val_acc {best['val_acc']:.4f})")
+
+    # -- the winner: optionally retrained on train+validation, then tested once -------------
+    fit_on = train
+    if args.refit:
+        fit_on = ImageSet(torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]),
+                          train.classes, f"{name}/train+val")
+    if winner["solver"] == "newton":
+        from .solver import solve
+        r = solve(fit_on, winner["lam"], tol=args.tol, threads=args.threads or os.cpu_count(), log=None)
+        model = r.model
+    else:
+        torch.manual_seed(args.seed)
+        model = MnistModel()
+        fit(model, fit_on, None, epochs=winner["epochs"], lr=winner["lr"], seed=args.seed,
+            threads=args.threads or 1, log=None)
+    t = evaluate(model, test)
+    print(f"{'refit on train+val' if args.refit else 'winner'}: test_loss: {t['val_loss']:.4f}, test_acc: {t['val_acc']:.4f}")
+    result = {"dataset": name, "grid": rows, "winner": winner, "refit": args.refit,
+              "test_loss": t["val_loss"], "test_acc": t["val_acc"], "n_train": len(fit_on)}
+    cfg = {"command": "tune", "dataset": name, "seed": args.seed, "val_size": args.val_size, **winner}
+    save(model, run_dir / "checkpoint.pt", config=cfg, dataset=name, classes=full.classes,
+         metrics={"test_loss": t["val_loss"], "test_acc": t["val_acc"], "tune": result})
+    atomic_write_text(run_dir / "tune.json", json.dumps(result, indent=2) + "\n")
+    print(f"wrote {run_dir / 'tune.json'}, {run_dir / 'checkpoint.pt'}")
+    if args.json:
+        print(json.dumps(result, indent=2))
     return 0
 
 

@@ -1,0 +1,47 @@
+"""The exact solver against scikit-learn's LogisticRegression (an independent implementation)."""
+import numpy as np
+import pytest
+import torch
+
+from mnist_logreg.solver import solve
+
+sklearn = pytest.importorskip("sklearn.linear_model")
+
+
+def _objective(W, b, x, y, lam):
+    z = x @ W.T + b
+    z = z - z.max(1, keepdims=True)
+    lse = np.log(np.exp(z).sum(1))
+    return (lse - z[np.arange(len(y)), y]).mean() + 0.5 * lam * (W ** 2).sum()
+
+
+@pytest.mark.parametrize("lam", [1e-3, 1e-4])
+def test_optimum_matches_scikit_learn(mnist_train, mnist_test, lam):
+    sub = mnist_train.subset(slice(0, 5_000))
+    x, y = sub.features(torch.float64).numpy(), sub.labels.numpy()
+    C = 1.0 / (lam * len(y))  # scikit-learn minimises C * sum(CE) + ||W||^2 / 2: the same optimum
+    clf = sklearn.LogisticRegression(C=C, tol=1e-9, max_iter=5000).fit(x, y)
+    ours = solve(sub, lam, tol=1e-6, threads=2, log=None)
+    assert ours.converged and ours.grad_norm <= 1e-6
+    theta = ours.model.double_theta.numpy()
+    f_ours = _objective(theta[:, :-1], theta[:, -1], x, y, lam)
+    f_sk = _objective(clf.coef_, clf.intercept_, x, y, lam)
+    assert f_ours == pytest.approx(f_sk, rel=1e-5)
+    assert ours.objective == pytest.approx(f_ours, rel=1e-9)  # what solve reports is the objective
+    xt = mnist_test.features(torch.float64).numpy()
+    agree = (clf.predict(xt) == (xt @ theta[:, :-1].T + theta[:, -1]).argmax(1)).mean()
+    assert agree >= 0.999
+
+
+def test_not_converged_is_reported(mnist_train):
+    r = solve(mnist_train.subset(slice(0, 2000)), 1e-5, tol=1e-12, max_iter=1, log=None)
+    assert not r.converged and r.iterations == 1 and "NOT converged" in r.summary()
+
+
+def test_warm_start_needs_fewer_iterations(mnist_train):
+    sub = mnist_train.subset(slice(0, 5000))
+    a = solve(sub, 1e-3, tol=1e-6, log=None)
+    cold = solve(sub, 5e-4, tol=1e-6, log=None)
+    warm = solve(sub, 5e-4, tol=1e-6, init=a.model, log=None)
+    assert warm.converged and warm.iterations < cold.iterations
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-8)
