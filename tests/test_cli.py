@@ -17,12 +17,12 @@ def dry_run(tmp_path_factory, data_dir):
     """One real (small) training run shared by the tests that only read it."""
     from mnist_logreg.cli import main
     runs = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--dry-run", "--data-dir", str(data_dir), "--runs-dir", str(runs), "--name", "r"]) == 0
+    assert main(["train", "--dry-run", "--no-report", "--data-dir", str(data_dir), "--runs-dir", str(runs), "--name", "r"]) == 0
     return runs / "r"
 
 
 def test_train_writes_the_run_folder(tmp_path, run_cli, data_dir):
-    code, out, err = run_cli("train", "--dry-run", "--runs-dir", tmp_path / "runs", "--name", "a", "--seed", "4")
+    code, out, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path / "runs", "--name", "a", "--seed", "4")
     assert code == 0, err
     run = tmp_path / "runs" / "a"
     assert {"checkpoint.pt", "history.csv", "history.json", "metrics.json", "accuracy.png", "samples.png"} <= set(listing(run))
@@ -41,8 +41,8 @@ def test_train_writes_the_run_folder(tmp_path, run_cli, data_dir):
 
 
 def test_resume_continues_epochs_and_history(tmp_path, run_cli):
-    run_cli("train", "--dry-run", "--runs-dir", tmp_path / "runs", "--name", "a")
-    code, out, err = run_cli("train", "--resume", tmp_path / "runs" / "a", "--epochs", "2")
+    run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path / "runs", "--name", "a")
+    code, out, err = run_cli("train", "--resume", tmp_path / "runs" / "a", "--epochs", "2", "--no-report")
     assert code == 0, err
     assert "Epoch [2]" in out and "Epoch [3]" in out and "Epoch [1]" not in out
     hist = json.loads((tmp_path / "runs" / "a" / "history.json").read_text())

@@ -140,7 +140,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write checkpoint.pt every N epochs (atomically)")
     p.add_argument("--dry-run", action="store_true",
                    help="a quick check: 1 epoch on 2,000 training images, 1,000 validation images")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html and its figures")
     p.set_defaults(func=cmd_train)
+
+    # ---- report ------------------------------------------------------------------------
+    p = sub.add_parser("report", formatter_class=_Formatter, help="figures and report.html for a run",
+                       description="Write, into the run folder (or --out), the figures (training curves, "
+                                   "confusion matrix, weight templates, reliability diagram, most confident "
+                                   "mistakes, sample predictions), report.json and a self-contained "
+                                   "report.html, all on the test set.")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    _add_data_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the run folder)")
+    p.set_defaults(func=cmd_report)
+
+    # ---- show --------------------------------------------------------------------------
+    p = sub.add_parser("show", formatter_class=_Formatter, help="draw dataset images, or print a pixel patch",
+                       description="Draw a grid of dataset images with their labels, or with --index and "
+                                   "--patch print the pixel values of a crop (0 = black, 1 = white) and draw it.")
+    _add_data_args(p)
+    p.add_argument("--split", choices=["train", "test"], default="train", help="which split")
+    p.add_argument("--index", type=_nonneg_int, nargs="+", default=None,
+                   help="image indices (default: the first --count)")
+    p.add_argument("--count", type=_positive_int, default=16, help="images in the grid")
+    p.add_argument("--patch", metavar="R0:R1,C0:C1", default=None,
+                   help="print and draw rows R0..R1-1, columns C0..C1-1 of the first --index image (e.g. 5:10,5:10)")
+    p.add_argument("-o", "--output", metavar="FILE", default="show.png", help="where the picture is written")
+    p.set_defaults(func=cmd_show)
 
     # ---- tune --------------------------------------------------------------------------
     p = sub.add_parser("tune", formatter_class=_Formatter, help="choose lam (or lr and epochs) on the validation split",
@@ -421,6 +448,13 @@ def cmd_train(args):
                title=f"{cfg['dataset']}: training images")
     log(f"wrote {ckpt_path}, history.csv, history.json, metrics.json, "
         + ("accuracy.png, " if len(history.rows) > 1 else "") + "samples.png")
+    if not args.no_report:
+        if test is None:
+            log("no report: a Kaggle CSV run has no test set of its own (run mnist-logreg report "
+                f"{run_dir} --dataset mnist to report on MNIST's test set, which Kaggle's images overlap)")
+        else:
+            from .report import build_report
+            build_report(run_dir, data_dir=cfg.get("data_dir"), download=False, log=log)
     return 0
 
 
@@ -496,6 +530,53 @@ def cmd_tune(args):
     print(f"wrote {run_dir / 'tune.json'}, {run_dir / 'checkpoint.pt'}")
     if args.json:
         print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_report(args):
+    from .report import build_report
+
+    build_report(args.checkpoint, data_dir=args.data_dir, download=not args.no_download, out_dir=args.out,
+                 dataset=args.dataset)
+    return 0
+
+
+def _parse_patch(text):
+    try:
+        rows, cols = text.split(",")
+        (r0, r1), (c0, c1) = (map(int, rows.split(":")), map(int, cols.split(":")))
+    except ValueError:
+        raise ConfigError(f"--patch must look like R0:R1,C0:C1 (e.g. 5:10,5:10), got {text!r}") from None
+    if not (0 <= r0 < r1 <= 28 and 0 <= c0 < c1 <= 28):
+        raise ConfigError(f"--patch {text}: rows and columns must satisfy 0 <= start < end <= 28")
+    return r0, r1, c0, c1
+
+
+def cmd_show(args):
+    from .data import load_dataset
+    from .datasets import get_spec
+    from .plots import image_grid, patch_plot
+
+    patch = _parse_patch(args.patch) if args.patch else None
+    data = load_dataset(get_spec(args.dataset).name, args.split, args.data_dir, download=not args.no_download)
+    index = args.index or list(range(min(args.count, len(data))))
+    bad = [i for i in index if i >= len(data)]
+    if bad:
+        raise ConfigError(f"--index {bad[0]} is out of range: {data.name} has {len(data):,} images")
+    if patch:
+        r0, r1, c0, c1 = patch
+        i = index[0]
+        img, label = data[i]
+        crop = img[0, r0:r1, c0:c1]
+        print(f"{data.name}[{i}], label {data.classes[label]}: pixels [{r0}:{r1}, {c0}:{c1}] (0 = black, 1 = white)")
+        for row in crop.tolist():
+            print("  " + " ".join(f"{v:.4f}" for v in row))
+        print(f"max {float(crop.max()):.4f}, min {float(crop.min()):.4f}")
+        patch_plot(crop, args.output, f"{data.name}[{i}] pixels [{r0}:{r1}, {c0}:{c1}]")
+    else:
+        image_grid(data.images[index], data.labels[index], args.output, classes=data.classes,
+                   title=f"{data.name}: images {', '.join(map(str, index[:6]))}{', ...' if len(index) > 6 else ''}")
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -37,3 +37,51 @@ def format_confusion(cm: torch.Tensor, classes) -> str:
     for name, row in zip(names, cm.tolist()):
         lines.append(f"{name:>{width}} " + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+def precision_recall_f1(cm: torch.Tensor) -> dict:
+    """Per-class precision, recall, F1 and support from a confusion matrix (rows = true).
+
+    A class never predicted has precision 0 (scikit-learn's ``zero_division=0``).
+    """
+    cm = cm.double()
+    tp = cm.diag()
+    predicted = cm.sum(0)
+    support = cm.sum(1)
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    recall = torch.where(support > 0, tp / support.clamp_min(1), torch.zeros_like(tp))
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-300), torch.zeros_like(tp))
+    return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
+            "support": [int(s) for s in support.tolist()]}
+
+
+def calibration(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict:
+    """Reliability statistics of the top-class confidence in ``n_bins`` equal-width bins.
+
+    Returns ``ece`` (expected calibration error: the support-weighted mean of
+    ``|accuracy - confidence|`` over bins), ``nll`` (mean negative log-likelihood of the true
+    class) and, per bin, its edges, count, mean confidence and accuracy.
+
+    Examples
+    --------
+    >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4]])
+    >>> round(calibration(p, torch.tensor([0, 1]), n_bins=10)["ece"], 4)   # (|1-.9| + |0-.6|) / 2
+    0.35
+    """
+    probs = probs.double()
+    conf, pred = probs.max(1)
+    correct = (pred == labels).double()
+    # bin b holds confidences in (b/n, (b+1)/n]; a confidence of exactly 0 goes to bin 0
+    idx = (conf * n_bins).ceil().long().clamp(1, n_bins) - 1
+    count = torch.bincount(idx, minlength=n_bins).double()
+    conf_sum = torch.bincount(idx, weights=conf, minlength=n_bins)
+    acc_sum = torch.bincount(idx, weights=correct, minlength=n_bins)
+    n = max(len(labels), 1)
+    safe = count.clamp_min(1)
+    ece = float(((acc_sum / safe - conf_sum / safe).abs() * count).sum() / n)
+    nll = float(-probs[torch.arange(len(labels)), labels].clamp_min(1e-300).log().mean())
+    return {"ece": ece, "nll": nll, "n_bins": n_bins,
+            "bins": [{"low": b / n_bins, "high": (b + 1) / n_bins, "count": int(count[b]),
+                      "confidence": float(conf_sum[b] / count[b]) if count[b] else None,
+                      "accuracy": float(acc_sum[b] / count[b]) if count[b] else None} for b in range(n_bins)]}
