@@ -146,3 +146,15 @@ def test_notebook_parity_reaches_92_percent(mnist_train, mnist_test):
     assert test["val_acc"] >= 0.92
     img, label = mnist_test[0]
     assert predict_image(img, model) == label == 7
+
+
+def test_compiled_epoch_equals_python_loop(mnist_train):
+    sub = mnist_train.subset(slice(0, 4000))
+    out = []
+    for compiled in (True, False):
+        torch.manual_seed(0)
+        m = MnistModel()
+        h = fit(m, sub, sub, epochs=2, seed=1, compiled=compiled, log=None)
+        out.append((m.linear.weight.detach().clone(), h[-1]["train_loss"]))
+    torch.testing.assert_close(out[0][0], out[1][0], atol=1e-6, rtol=1e-5)
+    assert out[0][1] == pytest.approx(out[1][1], rel=1e-5)
