@@ -88,7 +88,7 @@ def test_predict_image_file_equals_dataset_prediction(tmp_path, dry_run, run_cli
         Image.fromarray(mnist_test.images[i].numpy(), mode="L").save(f)
         files.append(f)
     _, by_index, _ = run_cli("predict", dry_run, "--index", 0, 1, 2, "--json")
-    code, by_file, _ = run_cli("predict", dry_run, "--image", *files, "--json")
+    code, by_file, _ = run_cli("predict", dry_run, "--image", *files, "--no-preprocess", "--json")
     assert code == 0
     assert [x["predicted"] for x in json.loads(by_file)] == [x["predicted"] for x in json.loads(by_index)]
 

@@ -21,7 +21,10 @@ _EXPORTS = {
     "accuracy": "metrics", "confusion_matrix": "metrics",
     "save": "checkpoint", "load": "checkpoint", "load_checkpoint": "checkpoint",
     "MnistLogregError": "errors", "DataError": "errors", "CheckpointError": "errors",
-    "ConfigError": "errors",
+    "ConfigError": "errors", "ImageError": "errors",
+    "preprocess": "preprocess", "load_image": "preprocess",
+    "export": "export", "solve": "solver", "make_optimizer": "optim",
+    "build_report": "report",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

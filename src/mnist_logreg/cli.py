@@ -213,8 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=_nonneg_int, nargs="+", default=None,
                    help=f"dataset image indices (the notebook's: {' '.join(map(str, NOTEBOOK_INDICES))})")
     p.add_argument("--split", choices=["test", "train"], default="test", help="split that --index refers to")
-    p.add_argument("--image", nargs="+", metavar="FILE", default=None,
-                   help="28x28 grayscale image files, light digit on dark like MNIST")
+    p.add_argument("--image", nargs="+", metavar="FILE_OR_DIR", default=None,
+                   help="image files or folders of them (PNG, JPEG, BMP, GIF, WebP, ...): photos and drawings "
+                        "are preprocessed the way MNIST was (see --no-preprocess)")
+    p.add_argument("--no-preprocess", action="store_true",
+                   help="use --image files as they are: 28x28 grey, light digit on dark, like MNIST")
+    p.add_argument("--show-preprocessed", metavar="PNG", default=None,
+                   help="save a picture of what the model saw for each --image")
     p.add_argument("--csv", metavar="FILE", default=None, help="a Kaggle test.csv to predict")
     p.add_argument("--submission", metavar="FILE", default="submission.csv",
                    help="where --csv writes ImageId,Label")
@@ -223,7 +228,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(dataset=None)
     p.set_defaults(func=cmd_predict)
+    # ---- serve -------------------------------------------------------------------------
+    p = sub.add_parser("serve", formatter_class=_Formatter, help="the drawing web app and REST API",
+                       description="Serve a drawing page (GET /) and a REST API (POST /api/predict, GET "
+                                   "/api/health, GET /api/model) for one model, loaded once at start.")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (only this one)")
+    p.add_argument("--port", type=_nonneg_int, default=8000, help="port to bind")
+    p.add_argument("--max-body-mb", type=_positive_float, default=10.0, help="larger request bodies get 413")
+    p.set_defaults(func=cmd_serve)
+
+    # ---- export ------------------------------------------------------------------------
+    p = sub.add_parser("export", formatter_class=_Formatter, help="write the model as ONNX or TorchScript",
+                       description="ONNX: one file with the weights inside, input 'pixels' float32 "
+                                   "(batch, 1, 28, 28) in [0, 1] with a dynamic batch, outputs 'logits' and "
+                                   "'probabilities' (batch, 10). TorchScript: the same input, logits out.")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write")
+    p.set_defaults(func=cmd_export)
     return parser
+
+
+def cmd_serve(args):
+    import torch
+    import uvicorn
+
+    from .serve import create_app
+
+    torch.set_num_threads(1)  # many small requests: one thread each, served concurrently
+    app = create_app(args.checkpoint, max_body_bytes=int(args.max_body_mb * 1024 * 1024))
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    except OSError as e:
+        raise ConfigError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0
+
+
+def cmd_export(args):
+    from .checkpoint import load_checkpoint
+    from .export import export
+
+    ckpt = load_checkpoint(args.checkpoint)
+    path = export(ckpt.model, args.output, args.format)
+    print(f"wrote {path} ({args.format}, {path.stat().st_size:,} bytes)")
+    if args.format == "onnx":
+        print("input 'pixels': float32 (batch, 1, 28, 28) in [0, 1]; outputs 'logits', 'probabilities': (batch, 10)")
+    return 0
 
 
 # ======================================================================================
@@ -631,25 +683,18 @@ def cmd_evaluate(args):
 
 
 def _load_image_28(path):
-    """A 28x28 grayscale image file as a float tensor in [0, 1]."""
+    """A 28x28 grayscale image file used as it is, as a float tensor in [0, 1]."""
     import numpy as np
     import torch
-    from PIL import Image, UnidentifiedImageError
 
     from .errors import ImageError
+    from .preprocess import load_image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            if im.size != (28, 28):
-                raise ImageError(f"{path}: image is {im.size[0]}x{im.size[1]}, expected 28x28 grayscale "
-                                 f"(a light digit on a dark background, like MNIST)")
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise ImageError(f"{path}: not a readable image ({type(e).__name__})") from None
-    return torch.from_numpy(arr)
+    im = load_image(path)
+    if im.size != (28, 28):
+        raise ImageError(f"{path}: image is {im.size[0]}x{im.size[1]}; --no-preprocess takes 28x28 images "
+                         f"(drop it to preprocess any image the way MNIST was)")
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
 
 
 def _top(probs, classes, k):
@@ -665,6 +710,8 @@ def cmd_predict(args):
     from .data import KAGGLE_LEAK_WARNING, load_dataset, load_kaggle_csv
     from .train import predict
 
+    if args.show_preprocessed and not args.image:
+        raise ConfigError("--show-preprocessed needs --image")
     if not (args.index or args.image or args.csv):
         raise ConfigError("nothing to predict: give --index, --image or --csv")
     ckpt = load_checkpoint(args.checkpoint)
@@ -684,9 +731,20 @@ def cmd_predict(args):
             lines.append(f"[{i}] Label: {classes[label]}, Predicted: {classes[pred]}  "
                          + "  ".join(f"{t['class']}: {t['probability']:.3f}" for t in top))
     if args.image:
-        images = torch.stack([_load_image_28(f) for f in args.image])
+        from .preprocess import expand_image_args, preprocess
+
+        files = expand_image_args(args.image)
+        if args.no_preprocess:
+            images = torch.stack([_load_image_28(f) for f in files])
+        else:
+            images = torch.stack([torch.from_numpy(preprocess(f, str(f))) for f in files])
         probs = predict(ckpt.model, images)
-        for f, p in zip(args.image, probs):
+        if args.show_preprocessed:
+            from .plots import gallery_plot
+            gallery_plot((images * 255).round().byte(), [f"{Path(f).name[:14]}→{classes[int(p.argmax())]}" for f, p in zip(files, probs)],
+                         ["black"] * len(files), args.show_preprocessed, cols=min(8, len(files)),
+                         title="What the model saw (28x28, after preprocessing)")
+        for f, p in zip(map(str, files), probs):
             top = _top(p, classes, args.top)
             results.append({"file": f, "predicted": int(p.argmax()), "top": top})
             lines.append(f"{f}: Predicted: {classes[int(p.argmax())]}  "

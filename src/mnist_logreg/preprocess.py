@@ -1,0 +1,198 @@
+"""Outside images to MNIST form, the way MNIST itself was made.
+
+LeCun's recipe: the digit was size-normalised to fit a 20x20 box keeping its aspect ratio
+(anti-aliased, so grey levels appear), then centred in 28x28 by its centre of mass. A
+photo or a drawing must go through the same steps before a linear model, which has no
+translation invariance, can read it:
+
+1. load (any format Pillow reads; GIF: first frame), apply the EXIF orientation,
+   flatten transparency onto white, convert to grey;
+2. polarity: MNIST is light ink on a dark background; dark-on-light input (the border is
+   mostly light) is inverted;
+3. noise: Otsu's threshold separates ink from background; the background level is mapped
+   to 0, the ink level to 1, and faint specks below half the threshold are cleared;
+4. crop to the ink's bounding box and resize (Lanczos, anti-aliased) so the longer side is
+   20 pixels;
+5. pad to 28x28 and shift (sub-pixel, bilinear) so the centre of mass is at (14, 14), where
+   MNIST's digits have theirs (mean over the test set: row 13.99, column 14.01);
+6. stretch so the brightest pixel is 1 (MNIST's strokes reach full white) and quantise to
+   the 256 levels of the training data, as floats in [0, 1].
+
+``preprocess`` returns the 28x28 array, so callers can show what the model saw.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+
+MAX_FILE_BYTES = 16 * 1024 * 1024     # larger files are refused before decoding
+MAX_PIXELS = 25_000_000              # width x height; decompression bombs are refused
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+TARGET_COM = (14.0, 14.0)
+
+
+def load_image(source, name: str | None = None, max_bytes: int = MAX_FILE_BYTES, max_pixels: int = MAX_PIXELS):
+    """Open ``source`` (a path or bytes) as an 8-bit grey PIL image, upright, alpha on white."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "image")
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise ImageError(f"{label}: cannot read: {e.strerror}") from None
+        if size > max_bytes:
+            raise ImageError(f"{label}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        data = path.read_bytes()
+    if not data:
+        raise ImageError(f"{label}: empty file")
+    if len(data) > max_bytes:
+        raise ImageError(f"{label}: {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        im = Image.open(io.BytesIO(data))
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageError(f"{label}: {w}x{h} pixels is over the limit of {max_pixels:,} pixels")
+        im.seek(0)  # animated formats: the first frame
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(im, dtype=np.float64)
+            lo, hi = float(arr.min()), float(arr.max())
+            im = Image.fromarray(((arr - lo) / (hi - lo or 1) * 255).astype(np.uint8))
+        return im.convert("L")
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        kind = "too many pixels (decompression bomb)" if isinstance(e, Image.DecompressionBombError) else "not an image Pillow can read"
+        raise ImageError(f"{label}: {kind}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageError(f"{label}: cannot decode image ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of values in [0, 1] (256 bins): the cut maximising between-class variance."""
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)
+    mu_t = mu[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu_t * omega - mu) ** 2 / (omega * (1 - omega))
+    between = np.nan_to_num(between, nan=-1.0)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def center_of_mass(arr: np.ndarray) -> tuple[float, float]:
+    total = arr.sum()
+    rows, cols = np.indices(arr.shape)
+    return float((rows * arr).sum() / total), float((cols * arr).sum() / total)
+
+
+def preprocess(image, name: str | None = None) -> np.ndarray:
+    """Turn an image (path, bytes, PIL image or 2-D array) into a 28x28 float32 MNIST-style
+    array in [0, 1]: light digit on black, fitted into 20x20, centre of mass at (14, 14).
+
+    Raises :class:`ImageError` (one line) for unreadable, oversized or blank images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> page = np.full((300, 200), 255, np.uint8); page[60:240, 90:110] = 0   # a dark "1" on paper
+    >>> x = preprocess(page)
+    >>> x.shape, float(x.max()), [round(c) for c in center_of_mass(x)]
+    ((28, 28), 1.0, [14, 14])
+    """
+    from PIL import Image
+
+    label = name or "image"
+    if isinstance(image, np.ndarray):
+        arr = image.astype(np.float64)
+        if arr.ndim != 2:
+            raise ImageError(f"{label}: expected a 2-D grey array, got shape {arr.shape}")
+        arr = arr / 255.0 if arr.max() > 1.0 else arr
+    else:
+        im = image if isinstance(image, Image.Image) else load_image(image, name)
+        arr = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+    if arr.size == 0 or min(arr.shape) < 1:
+        raise ImageError(f"{label}: empty image")
+    if not np.isfinite(arr).all():
+        raise ImageError(f"{label}: contains NaN or infinite values")
+
+    # -- polarity: the border is background; light background means dark ink: invert ------
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    if np.median(border) > 0.5:
+        arr = 1.0 - arr
+
+    # -- noise: a 3x3 median filter removes specks from large images (a photo's sensor noise);
+    #    Otsu's threshold splits ink from background; background -> 0, ink -> 1 ------------
+    if min(arr.shape) >= 56:
+        from PIL import ImageFilter
+        arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").filter(ImageFilter.MedianFilter(3)),
+                         dtype=np.float64)
+    if arr.max() - arr.min() < 0.08:
+        raise ImageError(f"{label}: blank image (no ink found)")
+    t = otsu_threshold(arr)
+    below, above = arr[arr < t], arr[arr >= t]
+    if above.size == 0 or below.size == 0:
+        raise ImageError(f"{label}: blank image (no ink found)")
+    bg, fg = float(np.median(below)), float(np.percentile(above, 90))
+    if fg - bg < 0.08:
+        raise ImageError(f"{label}: blank image (no ink found)")
+    ink = arr >= t
+    arr = np.clip((arr - bg) / (fg - bg), 0.0, 1.0)
+    arr[arr < 0.5 * (t - bg) / (fg - bg)] = 0.0  # keep the soft edges of strokes, drop faint specks
+
+    # -- crop to the ink (pixels over the threshold) and fit the longer side into 20 pixels --
+    ys, xs = np.nonzero(ink)
+    if ys.size == 0:
+        raise ImageError(f"{label}: blank image (no ink found)")
+    crop = arr[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((new_w, new_h), Image.LANCZOS))
+    small = np.clip(small, 0.0, 1.0)
+
+    # -- pad to 28x28, then move the centre of mass to (14, 14) ------------------------------
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - new_h) // 2, (28 - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = small
+    if canvas.sum() <= 0:
+        raise ImageError(f"{label}: blank image (no ink found)")
+    cy, cx = center_of_mass(canvas)
+    dy, dx = cy - TARGET_COM[0], cx - TARGET_COM[1]
+    # output pixel (r, c) samples input (r + dy, c + dx): the mass moves by (-dy, -dx)
+    shifted = Image.fromarray(canvas, mode="F").transform((28, 28), Image.AFFINE, (1, 0, dx, 0, 1, dy),
+                                                          resample=Image.BILINEAR)
+    out = np.clip(np.asarray(shifted, dtype=np.float32), 0.0, 1.0)
+    out /= out.max()  # MNIST's strokes reach full white: so do ours after the resampling
+    return (np.round(out * 255) / 255).astype(np.float32)  # the 256 levels of the training data
+
+
+def expand_image_args(paths) -> list[Path]:
+    """Files and folders (their image files, sorted) from the command line."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise ImageError(f"{p}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ImageError(f"{p}: no such file or folder")
+    return out

@@ -1,0 +1,185 @@
+"""The web app: a drawing page and a small REST API around one loaded model.
+
+    GET  /              the drawing page (static HTML/JS/CSS from this package, no network)
+    POST /api/predict   an image upload (multipart field ``image``) or JSON {"pixels": [...]}
+    GET  /api/health    {"status": "ok"}
+    GET  /api/model     dataset, classes, metrics, created, parameters
+
+Uploads go through :func:`mnist_logreg.preprocess.preprocess`; JSON pixels (784 numbers or
+28x28, in [0, 1], or 0..255) are taken as already in MNIST form. Errors are JSON
+``{"error": "..."}`` with a 4xx status; bodies over ``max_body_bytes`` get 413 before they
+are read whole.
+"""
+
+import json
+import math
+from pathlib import Path
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+class _BodyLimit:
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413, by Content-Length when
+    given and by counting otherwise, without buffering more than the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.limit
+            except ValueError:
+                return await _json_response(send, 400, {"error": "bad Content-Length header"})
+            if too_big:
+                return await _json_response(send, 413, {"error": f"request body over the {self.limit:,}-byte limit"})
+        seen = 0
+        sent = False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal sent
+            if message["type"] == "http.response.start":
+                sent = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not sent:
+                await _json_response(send, 413, {"error": f"request body over the {self.limit:,}-byte limit"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _json_response(send, status, obj):
+    body = json.dumps(obj).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
+    """A FastAPI app serving the model in ``checkpoint`` (loaded once, here)."""
+    import numpy as np
+    import torch
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from ..checkpoint import load_checkpoint
+    from ..errors import ImageError
+    from ..preprocess import preprocess
+    from ..train import predict
+
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.model
+    classes = list(ckpt.classes) or [str(i) for i in range(10)]
+    info = {"dataset": ckpt.dataset, "classes": classes, "parameters": model.num_parameters(),
+            "metrics": {k: v for k, v in ckpt.metrics.items() if isinstance(v, (int, float, str))},
+            "created": ckpt.meta.get("created"), "checkpoint": str(ckpt.path)}
+
+    app = FastAPI(title="mnist-logreg", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def error(status, message):
+        return JSONResponse({"error": message}, status_code=status)
+
+    def answer(x28: np.ndarray):
+        probs = predict(model, torch.from_numpy(x28).reshape(1, 28, 28))[0]
+        label = int(probs.argmax())
+        return {"label": label, "class_name": classes[label], "probabilities": [round(float(p), 6) for p in probs],
+                "preprocessed": np.round(x28, 4).tolist()}
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/api/model")
+    def model_info():
+        return info
+
+    @app.post("/api/predict")
+    async def predict_endpoint(request: Request):
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            try:
+                form = await request.form(max_files=1, max_fields=4)
+            except Exception as e:  # malformed multipart
+                return error(400, f"malformed multipart body: {str(e)[:100]}")
+            upload = form.get("image") or form.get("file")
+            if upload is None or isinstance(upload, str):
+                return error(422, "multipart body needs a file field named 'image'")
+            data = await upload.read()
+            try:
+                x = await _run(preprocess, data, upload.filename or "upload")
+            except ImageError as e:
+                return error(422, str(e))
+            return answer(x)
+        if ctype.startswith("application/json") or not ctype:
+            raw = await request.body()
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                return error(400, "body is not valid JSON")
+            msg, x = _pixels(body)
+            if msg:
+                return error(422, msg)
+            return answer(x)
+        return error(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
+                          f"or application/json {{\"pixels\": [...]}}")
+
+    async def _run(fn, *args):
+        from starlette.concurrency import run_in_threadpool
+        return await run_in_threadpool(fn, *args)
+
+    return app
+
+
+def _pixels(body):
+    """Validate JSON pixels: (error message or None, 28x28 float32 array)."""
+    import numpy as np
+
+    if not isinstance(body, dict) or "pixels" not in body:
+        return "JSON body must be an object with a 'pixels' field (784 numbers or 28x28)", None
+    px = body["pixels"]
+    if not isinstance(px, list) or not px:
+        return "'pixels' must be a list of 784 numbers or 28 rows of 28", None
+    if all(isinstance(r, list) for r in px):
+        if len(px) != 28 or any(len(r) != 28 for r in px):
+            return "'pixels' as rows must be 28 rows of 28 numbers", None
+        flat = [v for r in px for v in r]
+    else:
+        flat = px
+    if len(flat) != 784:
+        return f"'pixels' must hold 784 numbers, got {len(flat)}", None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+        return "'pixels' must hold only numbers", None
+    if not all(math.isfinite(v) for v in flat):
+        return "'pixels' must be finite numbers (no NaN or infinity)", None
+    arr = np.asarray(flat, dtype=np.float64)
+    if arr.min() < 0 or arr.max() > 255:
+        return "pixel values must be in [0, 1] (or 0..255)", None
+    if arr.max() > 1:
+        arr = arr / 255.0
+    return None, arr.reshape(28, 28).astype(np.float32)

@@ -1,0 +1,158 @@
+"""MNIST-style preprocessing of outside images, on generated images and real MNIST digits."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mnist_logreg import ImageError, MnistModel, fit, split
+from mnist_logreg.preprocess import center_of_mass, load_image, preprocess
+
+
+def draw_digit(size=300, box=(90, 50, 210, 250), ink=0, paper=255, mode="L", width=22):
+    """A '7' drawn with a thick pen, dark ink on light paper by default."""
+    im = Image.new(mode, (size, size), paper)
+    d = ImageDraw.Draw(im)
+    x0, y0, x1, y1 = box
+    d.line([(x0, y0), (x1, y0), (x0 + (x1 - x0) // 3, y1)], fill=ink, width=width)
+    return im
+
+
+def check_mnist_form(x):
+    assert x.shape == (28, 28) and x.dtype == np.float32
+    assert x.max() == pytest.approx(1.0) and x.min() == 0.0
+    border = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    assert border.mean() < 0.05 and x[0, 0] == x[0, -1] == x[-1, 0] == x[-1, -1] == 0  # light on dark
+    cy, cx = center_of_mass(x)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+    ys, xs = np.nonzero(x > 0.05)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) <= 22  # fitted into ~20x20 (+ anti-aliasing)
+    np.testing.assert_array_equal(np.round(x * 255), x * 255)   # 256 levels, like the training data
+
+
+def png_bytes(im, fmt="PNG", **kw):
+    b = io.BytesIO()
+    im.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+def test_dark_on_white_300px():
+    x = preprocess(png_bytes(draw_digit()))
+    check_mnist_form(x)
+
+
+def test_shifted_into_a_corner_gives_the_same_result():
+    centred = preprocess(png_bytes(draw_digit()))
+    corner = preprocess(png_bytes(draw_digit(box=(5, 5, 125, 205))))
+    check_mnist_form(corner)
+    assert np.abs(centred - corner).mean() < 0.04  # sub-pixel differences of the crop only
+
+
+def test_alpha_channel_on_transparent_background():
+    im = Image.new("RGBA", (300, 300), (0, 0, 0, 0))  # transparent black: must become white paper
+    ImageDraw.Draw(im).line([(90, 50), (210, 50), (130, 250)], fill=(0, 0, 0, 255), width=22)
+    x = preprocess(png_bytes(im))
+    check_mnist_form(x)
+    assert np.abs(x - preprocess(png_bytes(draw_digit()))).mean() < 0.02
+
+
+def test_exif_rotation_is_applied():
+    upright = draw_digit()
+    stored = upright.rotate(90, expand=True)  # camera stored it sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6                          # ...and says "rotate 90 CW to view"
+    x = preprocess(png_bytes(stored.convert("RGB"), "JPEG", exif=exif, quality=95))
+    check_mnist_form(x)
+    assert np.abs(x - preprocess(png_bytes(upright))).mean() < 0.03
+
+
+def test_noisy_photo():
+    rng = np.random.default_rng(0)
+    arr = np.asarray(draw_digit(paper=200, ink=40), dtype=np.float64)  # grey paper, grey ink
+    arr = np.clip(arr + rng.normal(0, 18, arr.shape), 0, 255).astype(np.uint8)
+    x = preprocess(png_bytes(Image.fromarray(arr)))
+    check_mnist_form(x)
+    assert (x > 0).mean() < 0.35  # the noise did not survive as ink
+    assert np.abs(x - preprocess(png_bytes(draw_digit()))).mean() < 0.05
+
+
+def test_light_on_dark_is_kept():
+    x = preprocess(png_bytes(draw_digit(ink=255, paper=0)))
+    check_mnist_form(x)
+    assert np.abs(x - preprocess(png_bytes(draw_digit()))).mean() < 0.01
+
+
+@pytest.mark.parametrize("fmt,mode", [("GIF", "P"), ("BMP", "RGB"), ("WEBP", "RGB"), ("JPEG", "L")])
+def test_formats(fmt, mode):
+    x = preprocess(png_bytes(draw_digit().convert(mode), fmt))
+    check_mnist_form(x)
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_train):
+    torch.manual_seed(0)
+    m = MnistModel()
+    train, _ = split(mnist_train, 10_000, 0)
+    fit(m, train, None, epochs=5, log=None)
+    return m
+
+
+def test_mnist_digits_survive_4x_inverted_png(trained, mnist_test):
+    agree = 0
+    for i in range(500):
+        img = Image.fromarray(255 - mnist_test.images[i].numpy()).resize((112, 112), Image.BICUBIC)
+        x = preprocess(png_bytes(img))
+        a = int(trained(torch.from_numpy(x).reshape(1, 784)).argmax())
+        b = int(trained(mnist_test.images[i].float().div(255).reshape(1, 784)).argmax())
+        agree += a == b
+    assert agree / 500 >= 0.95
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "empty"),
+    (b"GIF89a not really", "not an image|cannot decode"),
+    (b"hello world, this is text", "not an image"),
+])
+def test_bad_bytes(data, message):
+    with pytest.raises(ImageError, match=message):
+        preprocess(data, "upload")
+
+
+def test_blank_images_are_refused():
+    for im in (Image.new("L", (100, 100), 255), Image.new("L", (100, 100), 0), Image.new("RGBA", (50, 50), (0, 0, 0, 0))):
+        with pytest.raises(ImageError, match="blank image"):
+            preprocess(png_bytes(im))
+
+
+def test_pixel_limit_refuses_decompression_bombs():
+    big = png_bytes(Image.new("1", (6000, 5000), 1))  # 30 megapixels in a few kB
+    assert len(big) < 100_000
+    with pytest.raises(ImageError, match="over the limit of 25,000,000 pixels"):
+        preprocess(big, "bomb.png")
+
+
+def test_file_size_limit(tmp_path):
+    p = tmp_path / "digit.png"
+    p.write_bytes(png_bytes(draw_digit()))
+    with pytest.raises(ImageError, match="over the"):
+        load_image(p, max_bytes=100)
+    with pytest.raises(ImageError, match="no such file|cannot read"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_predict_cli_on_photos_and_folder(tmp_path, run_cli, trained):
+    from mnist_logreg import save
+    save(trained, tmp_path / "m.pt")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    draw_digit().save(folder / "seven.png")
+    Image.fromarray(255 - np.zeros((10, 10), np.uint8)).save(folder / "blank.png")
+    code, out, err = run_cli("predict", tmp_path / "m.pt", "--image", folder / "seven.png", "--json",
+                             "--show-preprocessed", tmp_path / "seen.png")
+    assert code == 0, err
+    r = __import__("json").loads(out)
+    assert r[0]["predicted"] == 7 and len(r[0]["top"]) == 3
+    assert (tmp_path / "seen.png").is_file()
+    code, out, err = run_cli("predict", tmp_path / "m.pt", "--image", folder)
+    assert code == 2 and "blank.png: blank image" in err
