@@ -1,0 +1,195 @@
+"""The web app: API tests through FastAPI's TestClient, one real uvicorn process, and a real
+browser (Playwright driving Debian's Chromium) drawing on the page."""
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from conftest import REPO
+from mnist_logreg import MnistModel, fit, save, split
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from mnist_logreg.serve import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, mnist_train):
+    torch.manual_seed(0)
+    m = MnistModel()
+    train, _ = split(mnist_train, 10_000, 0)
+    fit(m, train, None, epochs=5, log=None)
+    path = tmp_path_factory.mktemp("model") / "m.pt"
+    save(m, path, metrics={"test_acc": 0.92}, dataset="mnist")
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(ckpt):
+    return TestClient(create_app(ckpt, max_body_bytes=2_000_000))
+
+
+def png(im):
+    b = io.BytesIO()
+    im.save(b, "PNG")
+    return b.getvalue()
+
+
+def stroke_one():
+    im = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(im).line([(140, 40), (140, 240)], fill=0, width=18)
+    return im
+
+
+def test_health_and_model(client):
+    assert client.get("/api/health").json() == {"status": "ok"}
+    info = client.get("/api/model").json()
+    assert info["dataset"] == "mnist" and info["classes"][3] == "3" and info["parameters"] == 7850
+    assert info["metrics"]["test_acc"] == 0.92 and info["created"]
+
+
+def test_page_and_static_files(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<canvas id=\"pad\"" in r.text and "/static/app.js" in r.text
+    assert "http" not in r.text.replace("http-equiv", "")  # nothing fetched from the network
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/style.css").status_code == 200
+
+
+def test_predict_upload(client, mnist_test):
+    r = client.post("/api/predict", files={"image": ("one.png", png(stroke_one()), "image/png")})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["label"] == 1 and body["class_name"] == "1"
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
+    x = np.array(body["preprocessed"])
+    assert x.shape == (28, 28) and x.max() == pytest.approx(1.0)
+
+
+def test_predict_json_flat_and_rows_agree_with_the_model(client, ckpt, mnist_test):
+    from mnist_logreg import load
+    model = load(ckpt)
+    img = mnist_test.images[0].float().div(255)
+    flat = client.post("/api/predict", json={"pixels": img.reshape(-1).tolist()}).json()
+    rows = client.post("/api/predict", json={"pixels": img.tolist()}).json()
+    bytes_ = client.post("/api/predict", json={"pixels": mnist_test.images[0].tolist()}).json()
+    expected = torch.softmax(model(img.reshape(1, 784)), 1)[0]
+    assert flat["label"] == rows["label"] == bytes_["label"] == int(expected.argmax())
+    np.testing.assert_allclose(flat["probabilities"], expected.detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,status,message", [
+    ({"content": b"{bad json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"json": {"pixels": [0.0] * 783}}, 422, "784 numbers, got 783"),
+    ({"json": {"pixels": [[0.0] * 28] * 27}}, 422, "28 rows"),
+    ({"content": json.dumps({"pixels": [float("nan")] * 784}).encode(),  # NaN tokens, as Python writes them
+      "headers": {"content-type": "application/json"}}, 422, "finite"),
+    ({"json": {"pixels": [300] * 784}}, 422, "in [0, 1]"),
+    ({"json": {"pixels": ["a"] * 784}}, 422, "only numbers"),
+    ({"json": {"image": []}}, 422, "'pixels' field"),
+    ({"files": {"image": ("x.png", b"not an image at all", "image/png")}}, 422, "not an image"),
+    ({"files": {"image": ("x.png", b"", "image/png")}}, 422, "empty"),
+    ({"files": {"other": ("x.png", b"abc", "image/png")}}, 422, "field named 'image'"),
+    ({"files": {"image": ("x.png", png(Image.new("L", (64, 64), 255)), "image/png")}}, 422, "blank image"),
+    ({"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}}, 413, "over the 2,000,000-byte limit"),
+    ({"content": b"abc", "headers": {"content-type": "text/plain"}}, 415, "unsupported content type"),
+])
+def test_bad_requests_get_json_4xx(client, kwargs, status, message):
+    r = client.post("/api/predict", **kwargs)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def server(ckpt):
+    """A real `mnist-logreg serve` process on 127.0.0.1, stopped by PID at the end."""
+    import httpx
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(ckpt), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("server did not start: " + proc.stdout.read().decode()[-500:])
+    yield url, proc
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def test_real_uvicorn_process(server):
+    import httpx
+    url, proc = server
+    r = httpx.post(url + "/api/predict", files={"image": ("one.png", png(stroke_one()), "image/png")}, timeout=10)
+    assert r.status_code == 200 and r.json()["label"] == 1
+    # bound to the loopback address only: a connection to this host's other address fails
+    port = int(url.rsplit(":", 1)[1])
+    host_ip = socket.gethostbyname(socket.gethostname())
+    if not host_ip.startswith("127."):
+        with pytest.raises(OSError):
+            socket.create_connection((host_ip, port), timeout=1).close()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://localhost:{port + 0}/api/health".replace("localhost", "[::1]"), timeout=1)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_draws_a_one_and_a_zero(server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, _ = server
+    artefacts = REPO / "tests" / "artefacts"
+    artefacts.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone-sized screen
+        page.goto(url + "/")
+        page.wait_for_selector(".bar")
+        box = page.locator("#pad").bounding_box()
+
+        def draw(points):
+            page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+            page.mouse.down()
+            for x, y in points[1:]:
+                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=4)
+            page.mouse.up()
+
+        draw([(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: "1"
+        page.wait_for_function("document.getElementById('predicted').textContent === '1'", timeout=10_000)
+        page.screenshot(path=str(artefacts / "browser-one.png"), full_page=True)
+        page.click("#clear")
+        assert page.locator("#predicted").text_content() == "–"
+        angles = np.linspace(0, 2 * np.pi, 40)
+        draw([(0.5 + 0.28 * np.sin(a), 0.5 - 0.36 * np.cos(a)) for a in angles])  # a circle: "0"
+        page.wait_for_function("document.getElementById('predicted').textContent === '0'", timeout=10_000)
+        page.screenshot(path=str(artefacts / "browser-zero.png"), full_page=True)
+        widths = page.eval_on_selector_all(".bar .fill", "els => els.map(e => parseFloat(e.style.width))")
+        assert widths[0] == max(widths) and len(widths) == 10
+        browser.close()
