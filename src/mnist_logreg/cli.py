@@ -3,6 +3,8 @@ the commands that need them, so ``--help`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
 import sys
@@ -383,7 +385,7 @@ def cmd_train(args):
     from .plots import accuracy_plot, image_grid
     from .train import History, TrainingDiverged, TrainingInterrupted, evaluate, fit, make_optimizer
 
-    log = print
+    log = functools.partial(print, flush=True)  # epoch lines show up at once, even through a pipe
     resumed = None
     if args.resume:
         resumed = load_checkpoint(args.resume)
@@ -441,9 +443,27 @@ def cmd_train(args):
         save(model, ckpt_path, optimizer=opt, epoch=epoch, config=cfg, dataset=cfg["dataset"],
              classes=classes, metrics=metrics or {}, history=history.rows, split_seed=cfg["seed"])
 
+    # The last complete epoch is kept in memory (7,850 weights and the optimizer state), so
+    # Ctrl-C or divergence between checkpoints can still save it.
+    last = {"written": start_epoch, "snapshot": None}
+
     def on_epoch(epoch, row, _opt):
         if epoch % cfg["checkpoint_every"] == 0:
             write_checkpoint(epoch)
+            last["written"], last["snapshot"] = epoch, None
+        else:
+            last["snapshot"] = (epoch, copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()),
+                                list(history.rows))
+
+    def save_snapshot():
+        if last["snapshot"] is None:
+            return
+        epoch, model_sd, opt_sd, rows = last["snapshot"]
+        model.load_state_dict(model_sd)
+        opt.load_state_dict(opt_sd)
+        history.rows[:] = rows
+        write_checkpoint(epoch)
+        last["written"] = epoch
 
     if cfg.get("solver") == "newton":
         if resumed is not None:
@@ -470,14 +490,19 @@ def cmd_train(args):
             fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"],
                 seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
                 start_epoch=start_epoch, history=history, on_epoch=on_epoch, log=log)
-        except TrainingInterrupted as e:
-            last = history.rows[-1]["epoch"] if history.rows else 0
-            print(f"{e}; the last complete epoch ({last}) is in {ckpt_path}; continue with: "
-                  f"mnist-logreg train --resume {run_dir} --epochs N", file=sys.stderr)
+        except (TrainingInterrupted, KeyboardInterrupt) as e:
+            e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")
+            save_snapshot()
+            if ckpt_path.exists():
+                print(f"{e}; saved the last complete epoch ({last['written']}) in {ckpt_path}; continue with: "
+                      f"mnist-logreg train --resume {run_dir} --epochs N", file=sys.stderr)
+            else:
+                print(f"{e} before the first epoch ended: nothing to resume", file=sys.stderr)
             return 130
         except TrainingDiverged as e:
-            last = history.rows[-1]["epoch"] if history.rows else 0
-            kept = f"; the last good checkpoint (epoch {last}) is kept in {ckpt_path}" if ckpt_path.exists() else ""
+            save_snapshot()
+            kept = (f"; the last good checkpoint (epoch {last['written']}) is kept in {ckpt_path}"
+                    if ckpt_path.exists() else "")
             raise TrainingDiverged(f"{e}{kept}") from None
 
     # -- test evaluation, final checkpoint and run files -------------------------------------

@@ -235,6 +235,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 row.update(_evaluate_matrix(model, *xv_yv))
             row["seconds"] = seconds
             history.rows.append(row)
+            if epoch > start_epoch and on_epoch is not None:
+                on_epoch(epoch, row, opt)  # checkpoint first: a printed epoch is a saved epoch
             if xv_yv is not None:
                 log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
             return row
@@ -247,9 +249,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch}: the loss became {train_loss} "
                     f"(lr={_lr(opt):g}); try a smaller learning rate, e.g. --lr {_lr(opt) / 10:g}")
-            row = validate(epoch, train_loss, seconds)
-            if on_epoch is not None:
-                on_epoch(epoch, row, opt)
+            validate(epoch, train_loss, seconds)
 
         # Adam/AdamW run a whole chunk of batches per call in TorchScript; others the loop below
         chunk = _compiled_chunk() if (compiled and isinstance(opt, Adam) and opt._kernel is not None) else None
