@@ -22,8 +22,9 @@ _EXPORTS = {
     "save": "checkpoint", "load": "checkpoint", "load_checkpoint": "checkpoint",
     "MnistLogregError": "errors", "DataError": "errors", "CheckpointError": "errors",
     "ConfigError": "errors", "ImageError": "errors",
-    "preprocess": "preprocess", "load_image": "preprocess",
-    "export": "export", "solve": "solver", "make_optimizer": "optim",
+    "load_image": "preprocess", "solve": "solver", "make_optimizer": "optim",
+    # preprocess() and export() live in modules of the same name: import them from there
+    # (mnist_logreg.preprocess.preprocess, mnist_logreg.export.export)
     "build_report": "report",
 }
 

@@ -322,6 +322,7 @@ def download(dataset="mnist", root=None, mirrors: Iterable[str] | None = None,
 # --------------------------------------------------------------------------------------
 def locate(dataset="mnist", data_dir=None, download_missing: bool = True, log=print) -> dict[str, Path]:
     """Find the dataset's files, downloading them when allowed and nothing is found."""
+    log = log or (lambda *a, **k: None)
     spec = get_spec(dataset) if isinstance(dataset, str) else dataset
     found = find_files(spec, data_dir)
     if found:

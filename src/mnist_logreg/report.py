@@ -61,6 +61,7 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
     """
     from . import plots
 
+    log = log or (lambda *a, **k: None)
     ckpt: Checkpoint = load_checkpoint(run)
     out = Path(out_dir) if out_dir is not None else ckpt.path.parent
     out.mkdir(parents=True, exist_ok=True)
