@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SHARED_DATA, listing, make_idx_dataset, run_subprocess
+from helpers import SHARED_DATA, listing, make_idx_dataset, run_subprocess
 from test_data import write_kaggle
 
 

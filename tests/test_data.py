@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_idx_dataset
+from helpers import make_idx_dataset
 from mnist_logreg import DataError, load_dataset, read_idx, split
 from mnist_logreg.data import load_kaggle_csv, locate, write_idx
 from mnist_logreg.errors import ConfigError

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conftest import REPO, listing, make_idx_dataset
+from helpers import REPO, listing, make_idx_dataset
 from mnist_logreg.data import download, load_dataset
 from mnist_logreg.datasets import ROLES, get_spec
 from mnist_logreg.errors import DownloadError

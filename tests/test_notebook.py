@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import REPO
+from helpers import REPO
 from mnist_logreg import MnistModel, fit, save, split
 
 pytest.importorskip("fastapi")

@@ -111,6 +111,7 @@ def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dic
         "classes": list(classes or (str(i) for i in range(NUM_CLASSES))),
         "metrics": dict(metrics or {}),
         "history": list(history or []),
+        "transform": getattr(model, "transform", "none"),
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
@@ -174,7 +175,11 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path}: no such checkpoint")
     obj = _torch_load(path)
     sd = _state_dict_from(obj, path)
-    model = MnistModel()
+    transform = obj.get("transform", "none") if isinstance(obj, dict) and obj.get("format") == FORMAT else "none"
+    from .transforms import TRANSFORMS
+    if transform not in TRANSFORMS:
+        raise CheckpointError(f"{path}: unknown input transform {transform!r}")
+    model = MnistModel(transform=transform)
     model.load_state_dict(sd)
     model.eval()
     if isinstance(obj, dict) and obj.get("format") == FORMAT:

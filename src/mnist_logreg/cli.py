@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=0,
                    help="seed of the initial weights, the split and the shuffling")
     p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
+    p.add_argument("--transform", choices=["none", "deskew"], default="none",
+                   help="fixed input transform ahead of the linear layer, applied in training, evaluation, "
+                        "predict, serve and export: deskew straightens each digit by its image moments")
     p.add_argument("--solver", choices=["minibatch", "newton"], default="minibatch",
                    help="minibatch: the notebook's mini-batch training (--optimizer, --lr, ...); newton: "
                         "the exact optimum of mean cross-entropy + lam/2 ||W||^2 on the training split")
@@ -185,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", type=_positive_float, nargs="+", default=[3e-4, 1e-3, 3e-3], help="lr grid for minibatch")
     p.add_argument("--max-epochs", type=_positive_int, default=40, help="epochs tried for minibatch (every epoch is a candidate)")
     p.add_argument("--refit", action="store_true", help="retrain the winner on train+validation before testing")
+    p.add_argument("--transform", choices=["none", "deskew"], default="none", help="input transform (see train)")
     p.add_argument("--tol", type=_positive_float, default=1e-5, help="gradient-norm tolerance for newton")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the split, the weights and the shuffling")
     p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
@@ -402,7 +406,7 @@ def cmd_train(args):
         cfg = {k: getattr(args, k) for k in (
             "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "batch_size", "optimizer",
             "momentum", "weight_decay", "seed", "val_size", "threads", "device", "checkpoint_every", "dry_run",
-            "solver", "lam", "tol", "max_iter")}
+            "solver", "lam", "tol", "max_iter", "transform")}
         from .datasets import get_spec
         cfg["dataset"] = "kaggle-csv" if args.train_csv else get_spec(args.dataset).name
         if cfg["train_csv"]:
@@ -418,7 +422,7 @@ def cmd_train(args):
 
     # -- model and optimizer -----------------------------------------------------------------
     torch.manual_seed(cfg["seed"])
-    model = MnistModel().to(device)
+    model = MnistModel(transform=cfg.get("transform", "none")).to(device)
     opt = make_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
     history = History()
     start_epoch = 0
@@ -472,7 +476,7 @@ def cmd_train(args):
         from .train import evaluate as _evaluate
 
         result = solve(train, cfg["lam"], tol=cfg["tol"], max_iter=cfg["max_iter"],
-                       threads=cfg["threads"] or os.cpu_count(), log=log)
+                       threads=cfg["threads"] or os.cpu_count(), transform=cfg.get("transform", "none"), log=log)
         log(result.summary())
         model.load_state_dict(result.model.state_dict())
         row = {"epoch": result.iterations, "train_loss": result.objective,
@@ -560,7 +564,7 @@ def cmd_tune(args):
         threads = args.threads or os.cpu_count()
         prev = None
         for lam in sorted(args.lams, reverse=True):  # strongest first: each warm-starts the next
-            r = solve(train, lam, tol=args.tol, threads=threads, init=prev, log=None)
+            r = solve(train, lam, tol=args.tol, threads=threads, init=prev, transform=args.transform, log=None)
             prev = r.model
             ev = evaluate(r.model, val)
             rows.append({"lam": lam, "C": 1.0 / (lam * len(train)), **ev, "iterations": r.iterations,
@@ -573,7 +577,8 @@ def cmd_tune(args):
         threads = args.threads or 1
         for lr in args.lrs:
             torch.manual_seed(args.seed)
-            h = fit(MnistModel(), train, val, epochs=args.max_epochs, lr=lr, seed=args.seed, threads=threads, log=None)
+            h = fit(MnistModel(transform=args.transform), train, val, epochs=args.max_epochs, lr=lr, seed=args.seed,
+                    threads=threads, log=None)
             for r in h.rows[1:]:
                 rows.append({"lr": lr, "epochs": r["epoch"], "val_loss": r["val_loss"], "val_acc": r["val_acc"]})
             b = max((r for r in rows if r["lr"] == lr), key=lambda r: (r["val_acc"], -r["val_loss"]))
@@ -589,18 +594,20 @@ def cmd_tune(args):
                           train.classes, f"{name}/train+val")
     if winner["solver"] == "newton":
         from .solver import solve
-        r = solve(fit_on, winner["lam"], tol=args.tol, threads=args.threads or os.cpu_count(), log=None)
+        r = solve(fit_on, winner["lam"], tol=args.tol, threads=args.threads or os.cpu_count(),
+                  transform=args.transform, log=None)
         model = r.model
     else:
         torch.manual_seed(args.seed)
-        model = MnistModel()
+        model = MnistModel(transform=args.transform)
         fit(model, fit_on, None, epochs=winner["epochs"], lr=winner["lr"], seed=args.seed,
             threads=args.threads or 1, log=None)
     t = evaluate(model, test)
     print(f"{'refit on train+val' if args.refit else 'winner'}: test_loss: {t['val_loss']:.4f}, test_acc: {t['val_acc']:.4f}")
     result = {"dataset": name, "grid": rows, "winner": winner, "refit": args.refit,
               "test_loss": t["val_loss"], "test_acc": t["val_acc"], "n_train": len(fit_on)}
-    cfg = {"command": "tune", "dataset": name, "seed": args.seed, "val_size": args.val_size, **winner}
+    cfg = {"command": "tune", "dataset": name, "seed": args.seed, "val_size": args.val_size,
+           "transform": args.transform, **winner}
     save(model, run_dir / "checkpoint.pt", config=cfg, dataset=name, classes=full.classes,
          metrics={"test_loss": t["val_loss"], "test_acc": t["val_acc"], "tune": result})
     atomic_write_text(run_dir / "tune.json", json.dumps(result, indent=2) + "\n")

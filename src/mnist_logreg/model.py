@@ -23,12 +23,18 @@ class MnistModel(nn.Module):
     torch.Size([2, 10])
     """
 
-    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES):
+    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES, transform: str = "none"):
         super().__init__()
         self.linear = nn.Linear(input_size, num_classes)
+        # a fixed input transform ahead of the linear layer (see transforms.py); it has no
+        # parameters, so the state_dict stays the notebook's two tensors
+        self.transform = transform or "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(-1, self.linear.in_features)
+        if self.transform == "deskew":
+            from .transforms import deskew
+            x = deskew(x)
         return self.linear(x)
 
     def num_parameters(self) -> int:

@@ -88,19 +88,27 @@ class _Problem:
         return (b.T @ self.x32).double() / self.n + self.lam * v * self.mask
 
 
-def _features(data, dtype):
-    if isinstance(data, ImageSet):
+def _features(data, dtype, transform="none"):
+    if isinstance(data, ImageSet) and transform in (None, "none"):
         return data.features(dtype), data.labels
-    x, y = data
+    if isinstance(data, ImageSet):  # transformed in float32, as the model does at prediction time
+        x, y = data.features(), data.labels
+    else:
+        x, y = data
+        x = x.reshape(len(x), -1).float()
+    if transform not in (None, "none"):
+        from .transforms import apply
+        x = apply(transform, x)
     return x.reshape(len(x), -1).to(dtype), y
 
 
 def solve(train, lam: float = 1e-4, *, tol: float = 1e-5, max_iter: int = 100,
           threads: int | None = None, precond_samples: int = 10_000, seed: int = 0,
-          init: MnistModel | None = None, log=print) -> SolveResult:
+          init: MnistModel | None = None, transform: str = "none", log=print) -> SolveResult:
     """Minimise mean cross-entropy + lam/2 ||W||^2 on ``train`` (ImageSet or (x, y)) with
     Newton-CG in float64, until the gradient norm is at most ``tol``.
 
+    ``transform`` ("deskew") is applied to the images first and kept in the returned model.
     ``init`` warm-starts from a model (e.g. the optimum for a neighbouring ``lam``).
     Returns a :class:`SolveResult` whose ``converged`` is False when ``max_iter`` Newton
     iterations ended first.
@@ -112,7 +120,7 @@ def solve(train, lam: float = 1e-4, *, tol: float = 1e-5, max_iter: int = 100,
     log = log or (lambda *a, **k: None)
     t0 = time.perf_counter()
     with num_threads(threads), torch.no_grad():
-        x, y = _features(train, torch.float64)
+        x, y = _features(train, torch.float64, transform)
         prob = _Problem(x, y, lam)
         d = prob.x.shape[1]
         # Preconditioner: per class, c_k * S + lam * I with S the Gram matrix of the features
@@ -179,7 +187,7 @@ def solve(train, lam: float = 1e-4, *, tol: float = 1e-5, max_iter: int = 100,
             gnorm = float(grad.norm())
             log(f"iteration {iters}: objective {f:.10f}, gradient norm {gnorm:.3e}, step {step:g}, "
                 f"{hvps} Hessian products, {time.perf_counter() - t0:.2f}s")
-        model = MnistModel()
+        model = MnistModel(transform=transform)
         model.linear.weight.copy_(theta[:, :-1].float())
         model.linear.bias.copy_(theta[:, -1].float())
         model.double_theta = theta  # exact float64 optimum, for reference comparisons

@@ -83,7 +83,7 @@ def evaluate(model: MnistModel, data, *, threads: int | None = None) -> dict:
     >>> round(r["val_loss"], 4), r["val_acc"]   # uniform prediction: loss ln(10)
     (2.3026, 0.25)
     """
-    x, y, scale = _train_matrix(data, model.linear.weight.device)
+    x, y, scale = _train_matrix(data, model.linear.weight.device, getattr(model, "transform", "none"))
     with num_threads(threads):
         return _evaluate_matrix(model, x, y, scale)
 
@@ -216,10 +216,11 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     with num_threads(threads), torch.no_grad():
         # -- data: kept as uint8 (4x less memory traffic than float), moved to the device once;
         #    gathering a batch of uint8 rows and converting it measured fastest (bench/)
-        x, y, scale = _train_matrix(train, device)
+        transform = getattr(model, "transform", "none")
+        x, y, scale = _train_matrix(train, device, transform)
         xv_yv = None
         if val is not None:  # validated every epoch: converted to float once
-            xv, yv, sv = _train_matrix(val, device)
+            xv, yv, sv = _train_matrix(val, device, transform)
             xv_yv = (xv.to(W.dtype) * sv, yv)
         n = len(y)
         if n == 0:
@@ -327,9 +328,18 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     return history
 
 
-def _train_matrix(data, device):
+def _train_matrix(data, device, transform: str = "none"):
     """(x, y, scale) with ``x * scale`` the (n, 784) features: uint8 pixels and 1/255 for an
-    ImageSet (the scale is folded into the matrix products), floats and 1 otherwise."""
+    ImageSet (the scale is folded into the matrix products), floats and 1 otherwise. With a
+    transform (the model's), the transformed features are computed once, as floats."""
+    if transform not in (None, "none"):
+        from .transforms import apply
+        if isinstance(data, ImageSet):
+            x, y = data.features(), data.labels
+        else:
+            x, y = data
+            x = x.reshape(len(x), -1).float()
+        return apply(transform, x).reshape(len(x), -1).to(device), y.to(device), 1.0
     if isinstance(data, ImageSet):
         return data.images.reshape(len(data), -1).to(device), data.labels.to(device), 1.0 / 255
     x, y = data

@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, SHARED_DATA
+from helpers import REPO, SHARED_DATA
 
 from mnist_logreg import load_checkpoint
 

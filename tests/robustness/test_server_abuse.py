@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from helpers import REPO
 from mnist_logreg import MnistModel, save
 
 sys.path.insert(0, str(REPO / "bench"))

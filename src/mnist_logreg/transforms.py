@@ -1,0 +1,64 @@
+"""Fixed input transforms that run ahead of the linear layer (no parameters of their own).
+
+``deskew`` straightens each digit by its second-order image moments, as in LeCun et al.
+(1998), where it cut a linear classifier's test error from 12.0% to 8.4%: the shear that
+makes the digit's principal axis vertical is undone, and the centre of mass is moved to the
+image centre. It is written with plain tensor ops (sums and ``grid_sample``), vectorised over
+the batch, so the very same function runs in training, evaluation, ``predict``, the web app
+and the exported ONNX graph (GridSample, opset 16+).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+TRANSFORMS = ("none", "deskew")
+
+
+def deskew(x: torch.Tensor) -> torch.Tensor:
+    """Deskew images in [0, 1]; any shape (..., 784) or (..., 28, 28); returns the same shape.
+
+    For each image with centre of mass (r0, c0), row variance v and row-column covariance
+    k, the output pixel (R, C) samples the input at (R + r0 - 14, C + (k / v)(R - 14) + c0 - 14)
+    (bilinear): the shear is removed and the centre of mass lands at (14, 14).
+
+    Examples
+    --------
+    >>> img = torch.zeros(1, 28, 28)
+    >>> for r in range(6, 22): img[0, r, 8 + (r - 6) // 2] = 1.0   # a slanted stroke
+    >>> out = deskew(img)
+    >>> cols = out[0].argmax(1)[8:20]                              # its column on each row
+    >>> int(cols.max() - cols.min()) <= 1                          # now (nearly) vertical
+    True
+    """
+    shape = x.shape
+    img = x.reshape(-1, 28, 28)
+    n = img.shape[0]
+    r = torch.arange(28, dtype=img.dtype, device=img.device).view(1, 28, 1)
+    c = torch.arange(28, dtype=img.dtype, device=img.device).view(1, 1, 28)
+    total = img.sum((1, 2)).clamp_min(1e-6)
+    r0 = (img * r).sum((1, 2)) / total
+    c0 = (img * c).sum((1, 2)) / total
+    dr = r - r0.view(-1, 1, 1)
+    var_r = (img * dr * dr).sum((1, 2)) / total
+    cov = (img * dr * (c - c0.view(-1, 1, 1))).sum((1, 2)) / total
+    alpha = cov / var_r.clamp_min(1e-6)
+    rows = r.expand(n, 28, 28)
+    cols = c.expand(n, 28, 28)
+    src_r = rows + (r0 - 14).view(-1, 1, 1)
+    src_c = cols + alpha.view(-1, 1, 1) * (rows - 14) + (c0 - 14).view(-1, 1, 1)
+    # grid_sample's normalised coordinates (align_corners=False): pixel i -> (2i + 1) / 28 - 1
+    grid = torch.stack([(src_c + 0.5) / 14 - 1, (src_r + 0.5) / 14 - 1], dim=-1)
+    out = F.grid_sample(img.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.reshape(shape)
+
+
+def apply(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Apply transform ``name`` to float images in [0, 1] (in chunks, to bound memory)."""
+    if name in (None, "none"):
+        return x
+    if name != "deskew":
+        from .errors import ConfigError
+        raise ConfigError(f"unknown transform {name!r}; choose from: {', '.join(TRANSFORMS)}")
+    with torch.no_grad():
+        return torch.cat([deskew(x[i:i + 8192]) for i in range(0, len(x), 8192)]) if len(x) else x

@@ -1,0 +1,39 @@
+"""Helpers shared by the tests (imported as ``from helpers import ...``; conftest.py holds
+the fixtures)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MNIST_LOGREG_DATA") or (REPO.parent / "shared" / "data")).resolve()
+
+
+def make_idx_dataset(folder: Path, n_train=64, n_test=32, seed=0, gz=True, shape=(28, 28)) -> Path:
+    """Write a small, valid four-file IDX dataset (random blobs, labels 0..9) into ``folder``."""
+    from mnist_logreg.data import write_idx
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 256, (n, *shape)).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+    return folder
+
+
+def run_subprocess(*args, env=None, timeout=300, **kw):
+    """Run the installed CLI as a real process."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "mnist_logreg.cli", *map(str, args)],
+                          capture_output=True, text=True, env=full_env, timeout=timeout, **kw)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))

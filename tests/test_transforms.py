@@ -1,0 +1,64 @@
+"""The deskew transform: what it does to images, and that it travels with the model through
+training, checkpoints, prediction and export."""
+import numpy as np
+import pytest
+import torch
+
+from mnist_logreg import MnistModel, evaluate, fit, load_checkpoint, save, split
+from mnist_logreg.transforms import deskew
+
+
+def _moments(img):
+    r, c = torch.meshgrid(torch.arange(28.), torch.arange(28.), indexing="ij")
+    t = img.sum()
+    r0, c0 = (img * r).sum() / t, (img * c).sum() / t
+    return r0, c0, ((img * (r - r0) * (c - c0)).sum() / t) / ((img * (r - r0) ** 2).sum() / t)
+
+
+def test_deskew_removes_slant_and_centres(mnist_test):
+    imgs = mnist_test.images[:200].float() / 255
+    out = deskew(imgs)
+    assert out.shape == imgs.shape and out.min() >= 0 and out.max() <= 1.0001
+    before = torch.stack([_moments(i)[2].abs() for i in imgs]).mean()
+    after = torch.stack([_moments(i)[2].abs() for i in out]).mean()
+    assert after < 0.25 * before  # the row/column shear is (mostly) gone
+    r0, c0, _ = _moments(out[0])
+    assert abs(r0 - 14) < 0.6 and abs(c0 - 14) < 0.6
+
+
+def test_deskew_model_round_trip_and_accuracy(mnist_train, mnist_test, tmp_path):
+    train, val = split(mnist_train.subset(slice(0, 12_000)), 2_000, 0)
+    accs = {}
+    for t in ("none", "deskew"):
+        torch.manual_seed(0)
+        m = MnistModel(transform=t)
+        fit(m, train, val, epochs=3, log=None)
+        accs[t] = evaluate(m, mnist_test)["val_acc"]
+    assert accs["deskew"] > accs["none"] + 0.015  # the lever works, on the real test set
+    save(m, tmp_path / "d.pt")
+    loaded = load_checkpoint(tmp_path / "d.pt").model
+    assert loaded.transform == "deskew" and loaded.num_parameters() == 7850
+    x = mnist_test.images[:300].float() / 255
+    manual = torch.softmax(m.linear(deskew(x).reshape(300, 784)), 1)
+    torch.testing.assert_close(torch.softmax(loaded(x), 1), manual)  # predict applies the same transform
+    assert evaluate(loaded, mnist_test)["val_acc"] == pytest.approx(accs["deskew"])
+
+
+def test_deskew_in_onnx(mnist_test, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from mnist_logreg.export import export
+    torch.manual_seed(0)
+    m = MnistModel(transform="deskew")
+    path = export(m, tmp_path / "d.onnx")
+    x = (mnist_test.images[:500].float() / 255).unsqueeze(1).numpy()
+    logits, _ = ort.InferenceSession(str(path)).run(None, {"pixels": x})
+    ref = m(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(logits, ref, atol=2e-4)  # GridSample's arithmetic differs in the last bits
+    assert (logits.argmax(1) == ref.argmax(1)).all()
+
+
+def test_train_cli_deskew(tmp_path, run_cli):
+    code, out, err = run_cli("train", "--dry-run", "--no-report", "--transform", "deskew", "--runs-dir", tmp_path, "--name", "d")
+    assert code == 0, err
+    c = load_checkpoint(tmp_path / "d")
+    assert c.model.transform == "deskew" and c.config["transform"] == "deskew"
