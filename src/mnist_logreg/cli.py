@@ -23,7 +23,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows every real default; flags (default off) and "not set" (None) say so in their text."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _number(cast, low, strict: bool, rule: str):
@@ -119,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "threads on a busy machine, see bench/train_speed.py; all cores for newton)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when present)")
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
-    p.add_argument("--name", default=None, help="run folder name (default: DATASET-TIMESTAMP)")
+    p.add_argument("--name", default=None, help="run folder name (default: DATASET-YYYYmmdd-HHMMSS)")
     p.add_argument("--resume", metavar="RUN", default=None,
                    help="continue the run in folder RUN from its last checkpoint (data, split, seed "
                         "and optimizer settings come from the checkpoint; --epochs more are run)")
