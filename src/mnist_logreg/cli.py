@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transform", choices=["none", "deskew"], default="none",
                    help="fixed input transform ahead of the linear layer, applied in training, evaluation, "
                         "predict, serve and export: deskew straightens each digit by its image moments")
+    p.add_argument("--augment-shift", type=_nonneg_float, default=0.0, metavar="PX",
+                   help="augmentation: random shifts up to PX pixels (each epoch a new draw)")
+    p.add_argument("--augment-rotate", type=_nonneg_float, default=0.0, metavar="DEG",
+                   help="augmentation: random rotations up to DEG degrees")
+    p.add_argument("--augment-scale", type=_nonneg_float, default=0.0, metavar="FRAC",
+                   help="augmentation: random scaling by up to +-FRAC (0.1 = 10%%)")
+    p.add_argument("--augment-elastic", type=_nonneg_float, default=0.0, metavar="PX",
+                   help="augmentation: smooth elastic distortion of up to PX pixels")
     p.add_argument("--solver", choices=["minibatch", "newton"], default="minibatch",
                    help="minibatch: the notebook's mini-batch training (--optimizer, --lr, ...); newton: "
                         "the exact optimum of mean cross-entropy + lam/2 ||W||^2 on the training split")
@@ -393,7 +401,8 @@ def cmd_train(args):
         cfg = {k: getattr(args, k) for k in (
             "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "batch_size", "optimizer",
             "momentum", "weight_decay", "seed", "val_size", "threads", "device", "checkpoint_every", "dry_run",
-            "solver", "lam", "tol", "max_iter", "transform")}
+            "solver", "lam", "tol", "max_iter", "transform",
+            "augment_shift", "augment_rotate", "augment_scale", "augment_elastic")}
         from .datasets import get_spec
         cfg["dataset"] = "kaggle-csv" if args.train_csv else get_spec(args.dataset).name
         if cfg["train_csv"]:
@@ -477,8 +486,11 @@ def cmd_train(args):
                        "sklearn_C": 1.0 / (cfg["lam"] * len(train))}
     else:
         solver_info = None
+        from .augment import Augment
+        augment = Augment(shift=cfg.get("augment_shift", 0.0), rotate=cfg.get("augment_rotate", 0.0),
+                          scale=cfg.get("augment_scale", 0.0), elastic=cfg.get("augment_elastic", 0.0))
         try:
-            fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"],
+            fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"], augment=augment,
                 seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
                 start_epoch=start_epoch, history=history, on_epoch=on_epoch, log=log)
         except (TrainingInterrupted, KeyboardInterrupt) as e:

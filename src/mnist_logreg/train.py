@@ -166,7 +166,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         batch_size: int = 128, optimizer="adam", weight_decay: float = 0.0,
         momentum: float = 0.9, seed: int = 0, threads: int | None = DEFAULT_THREADS,
         start_epoch: int = 0, history: History | None = None, on_epoch=None,
-        progress: bool | None = None, compiled: bool = True, log=print) -> History:
+        progress: bool | None = None, compiled: bool = True, augment=None, log=print) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
@@ -186,6 +186,9 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     on_epoch : called as ``on_epoch(epoch, row, optimizer)`` after each epoch (checkpoints)
     progress : show a progress bar (default: when stderr is a terminal)
     log : where the notebook's ``Epoch [i], val_loss: ..., val_acc: ...`` lines go
+    augment : an :class:`~mnist_logreg.augment.Augment`: each epoch trains on a freshly
+        distorted copy of the training images (seeded by ``(seed, epoch)``), before the
+        model's transform; validation and test images are never augmented
     compiled : run Adam/AdamW epochs through the TorchScript kernel (same results; False
         runs the plain Python loop)
 
@@ -262,13 +265,21 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         b_col, gW, gb = b.view(-1, 1), W.grad, b.grad
         # buffers reused by every batch: fresh 100 kB allocations cost page faults each time
         xbuf = torch.empty(batch_size, x.shape[1], device=device, dtype=W.dtype)
-        ubuf = torch.empty(batch_size, x.shape[1], device=device, dtype=x.dtype)
+        augmenting = augment is not None and augment.active
+        if augmenting:  # the undistorted images, as floats, from which each epoch is drawn
+            base = (train.features() if isinstance(train, ImageSet) else train[0].reshape(n, -1).float()).to(device)
+        ubuf = torch.empty(batch_size, x.shape[1], device=device, dtype=W.dtype if augmenting else x.dtype)
         inv_bs = torch.full((batch_size,), 1.0 / batch_size, device=device, dtype=W.dtype)
         last = n - (n_batches - 1) * batch_size
         inv_bs_last = torch.full((last,), 1.0 / last, device=device, dtype=W.dtype)
         for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=epoch_generator(seed, epoch)).to(device)
+            if augmenting:
+                from .augment import augment_images
+                from .transforms import apply as apply_transform
+                x = apply_transform(transform, augment_images(base, augment, epoch_generator(seed + 7_919, epoch)))
+                scale = 1.0
             y_epoch = y[perm]
             targets = onehot[y_epoch]
             log_sums.zero_()
