@@ -3,9 +3,10 @@
 Honesty: every setting is chosen on the validation split (the seed's own 50k/10k split);
 the test set is touched once per reported figure; nothing trains on test images.
 
-Levers built so far (issue 7): the deskew input transform (--transform deskew) and the exact
-L2-regularised optimum (--solver newton, lam chosen on validation). Not built yet:
-augmentation, distillation, weight averaging.
+Levers built (issue 7): the deskew input transform (--transform deskew), the exact
+L2-regularised optimum (--solver newton, lam chosen on validation) and augmentation
+(--augment-*, the setting chosen on validation). Distillation and weight averaging were
+probed (bench/levers_probe.py) and did not help; they are not options.
 
     python bench/accuracy.py [--data-dir DIR] [--seeds 0 1 2] [--out bench/accuracy.md]
     python bench/accuracy.py --smoke        # 1 seed, 1 epoch, tiny grid: what the tests run
@@ -30,6 +31,18 @@ def run_adam(train, val, test, transform, epochs, seed):
     return evaluate(m, test)["val_acc"], h[-1]["val_acc"]
 
 
+AUGMENT_GRID = [dict(shift=1), dict(shift=1, rotate=8), dict(rotate=8, scale=0.05), dict(elastic=1, rotate=5)]
+
+
+def run_augmented(train, val, test, epochs, seed, choose_seed_val=None):
+    """Adam with augmentation; the setting is chosen on validation (by the caller's first seed)."""
+    from mnist_logreg.augment import Augment
+    torch.manual_seed(seed)
+    m = MnistModel()
+    fit(m, train, val, epochs=epochs, seed=seed, augment=Augment(**choose_seed_val), log=None)
+    return evaluate(m, test)["val_acc"], evaluate(m, val)["val_acc"]
+
+
 def run_newton(train, val, test, transform, lams, seed, threads):
     best, prev = None, None
     for lam in sorted(lams, reverse=True):  # choose lam on validation
@@ -51,6 +64,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="1 seed, 1 epoch, 2 lams, 10k training images")
     ap.add_argument("--out", default=None, help="also write the table as markdown here")
+    ap.add_argument("--levers", nargs="+", default=["adam", "newton", "deskew-adam", "deskew-newton", "augment"],
+                    help="which rows to run")
     args = ap.parse_args()
     if args.smoke:
         args.seeds, args.epochs, args.lams = [0], 1, [1e-3, 3e-4]
@@ -60,17 +75,30 @@ def main():
         test = load_dataset(name, "test", args.data_dir, download=False)
         if args.smoke:
             full = full.subset(slice(0, 12_000))
-        for label, kind, transform in [("raw pixels, Adam (notebook)", "adam", "none"),
-                                       ("raw pixels, exact optimum", "newton", "none"),
-                                       ("deskew, Adam", "adam", "deskew"),
-                                       ("deskew, exact optimum", "newton", "deskew")]:
+        levers = [("raw pixels, Adam (notebook)", "adam", "none", "adam"),
+                  ("raw pixels, exact optimum", "newton", "none", "newton"),
+                  ("deskew, Adam", "adam", "deskew", "deskew-adam"),
+                  ("deskew, exact optimum", "newton", "deskew", "deskew-newton"),
+                  ("raw pixels, Adam + augmentation", "augment", "none", "augment")]
+        for label, kind, transform, key in levers:
+            if key not in args.levers:
+                continue
             accs, secs, notes = [], [], []
+            if kind == "augment":  # choose the augmentation on the first seed's validation split
+                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
+                grid = AUGMENT_GRID[:1] if args.smoke else AUGMENT_GRID
+                scores = [(run_augmented(train, val, val, args.epochs, args.seeds[0], g)[1], i) for i, g in enumerate(grid)]
+                chosen = grid[max(scores)[1]]
+                print(f"augmentation chosen on validation: {chosen} ({', '.join(f'{g}: {v:.4f}' for v, g in ((s, grid[i]) for s, i in scores))})", flush=True)
             for seed in args.seeds:
                 train, val = split(full, 2_000 if args.smoke else 10_000, seed)
                 t0 = time.perf_counter()
                 if kind == "adam":
                     acc, v = run_adam(train, val, test, transform, args.epochs, seed)
                     notes.append(f"{args.epochs} epochs")
+                elif kind == "augment":
+                    acc, v = run_augmented(train, val, test, args.epochs, seed, chosen)
+                    notes.append(", ".join(f"{k} {v}" for k, v in chosen.items()))
                 else:
                     acc, v, lam = run_newton(train, val, test, transform, args.lams, seed, args.threads)
                     notes.append(f"lam {lam:g}")

@@ -39,6 +39,6 @@ def test_accuracy_bench_smoke():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rows = [l for l in r.stdout.splitlines() if l.startswith("| mnist |")]
-    assert len(rows) == 4
+    assert len(rows) == 5
     accs = {l.split("|")[2].strip(): float(l.split("|")[3].split("±")[0]) for l in rows}
     assert accs["deskew, exact optimum"] > accs["raw pixels, exact optimum"] > 85
