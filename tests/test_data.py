@@ -185,3 +185,17 @@ def test_bad_kaggle_csv(tmp_path, case, message):
         load_kaggle_csv(p)
     assert "\n" not in str(e.value) and str(p) in str(e.value)
 
+
+
+def test_extra_datasets_from_a_json_file(tmp_path, monkeypatch):
+    from mnist_logreg.datasets import get_spec
+    d = make_idx_dataset(tmp_path / "Mine" / "raw", n_train=20, n_test=10)
+    spec = tmp_path / "extra.json"
+    spec.write_text('[{"name": "mine", "folder": "Mine", "classes": ["a","b","c","d","e","f","g","h","i","j"], '
+                    '"mirrors": [], "md5": {"train-images": "0", "train-labels": "0", "test-images": "0", "test-labels": "0"}}]')
+    monkeypatch.setenv("MNIST_LOGREG_DATASETS", str(spec))
+    assert get_spec("mine").classes[0] == "a"
+    assert len(load_dataset("mine", "train", tmp_path, download=False)) == 20 and d.is_dir()
+    spec.write_text("[{\"name\": \"broken\"}]")
+    with pytest.raises(ConfigError, match="not a valid dataset list"):
+        get_spec("broken")

@@ -291,9 +291,9 @@ def _out(args, obj, text: str):
 
 def cmd_data(args):
     from .data import candidate_roots, download, find_files, load_dataset, searched_dirs
-    from .datasets import DATASETS, get_spec
+    from .datasets import all_specs, get_spec
 
-    names = [get_spec(args.dataset).name] if args.dataset else list(DATASETS)
+    names = [get_spec(args.dataset).name] if args.dataset else list(all_specs())
     report = []
     for name in names:
         found = find_files(name, args.data_dir)

@@ -88,11 +88,48 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+ENV_EXTRA = "MNIST_LOGREG_DATASETS"  # a JSON file of extra entries, same fields as DatasetSpec
+
+
+def _extra_specs() -> dict[str, DatasetSpec]:
+    """Entries from ``$MNIST_LOGREG_DATASETS``: a JSON list of objects with the fields of
+    DatasetSpec (name, folder, classes, mirrors, files, md5), for MNIST-format datasets this
+    table does not know (or a local mirror with its own checksums)."""
+    import json
+    import os
+
+    from .errors import ConfigError
+
+    path = os.environ.get(ENV_EXTRA)
+    if not path:
+        return {}
+    try:
+        entries = json.loads(open(path).read())
+        specs = {}
+        for e in entries:
+            e = dict(e)
+            for key in ("classes", "mirrors"):
+                e[key] = tuple(e[key])
+            e.setdefault("files", dict(_STANDARD_FILES))
+            spec = DatasetSpec(**e)
+            if set(spec.files) != set(ROLES) or set(spec.md5) != set(ROLES):
+                raise ValueError(f"{spec.name}: files and md5 need the keys {', '.join(ROLES)}")
+            specs[spec.name] = spec
+        return specs
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"{path} (${ENV_EXTRA}): not a valid dataset list: {err}") from None
+
+
+def all_specs() -> dict[str, DatasetSpec]:
+    return {**DATASETS, **_extra_specs()}
+
+
 def get_spec(name: str) -> DatasetSpec:
     from .errors import ConfigError
 
     key = name.lower().replace("_", "-")
     key = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist"}.get(key, key)
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
-    return DATASETS[key]
+    specs = all_specs()
+    if key not in specs:
+        raise ConfigError(f"unknown dataset {name!r}; choose from: {', '.join(specs)}")
+    return specs[key]

@@ -108,9 +108,10 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, targets: torch.Tensor, start: int, stop: int,
+def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targets: torch.Tensor,
+                      start: int, stop: int,
                       W: torch.Tensor, b: torch.Tensor, gW: torch.Tensor, gb: torch.Tensor,
-                      xbuf: torch.Tensor, ubuf: torch.Tensor, loss: torch.Tensor,
+                      xbuf: torch.Tensor, ubuf: torch.Tensor, true_logp: torch.Tensor,
                       exp_avg: List[torch.Tensor], exp_avg_sq: List[torch.Tensor], steps: List[torch.Tensor],
                       lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
                       decoupled: bool, batch_size: int, scale: float):
@@ -125,9 +126,8 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, targets: torch.Tensor
         xb = xbuf.narrow(0, 0, bs)
         xb.copy_(torch.index_select(x, 0, idx, out=ubuf.narrow(0, 0, bs)))
         z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
-        t = targets.narrow(0, i, bs).t()
-        loss.sub_((z * t).sum())
-        z.exp_().sub_(t)
+        torch.gather(z, 0, y.narrow(0, i, bs).view(1, -1), out=true_logp.narrow(0, i, bs).view(1, -1))
+        z.exp_().sub_(targets.narrow(0, i, bs).t())
         torch.addmm(gW, z, xb, beta=0.0, alpha=scale / bs, out=gW)
         torch.mean(z, 1, out=gb)
         torch._foreach_add_(steps, 1)
@@ -278,10 +278,10 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
             bar = _progress_bar(n, epoch, start_epoch + epochs) if show else None
             if chunk is not None:
                 try:
-                    loss_acc = torch.zeros((), device=device, dtype=torch.float64)
+                    true_logp = torch.empty(n, device=device, dtype=W.dtype)  # log p(true class)
                     for start in range(0, n, CHUNK_IMAGES):
                         stop = min(n, start + CHUNK_IMAGES)
-                        chunk(x, perm, targets, start, stop, W, b, gW, gb, xbuf, ubuf, loss_acc,
+                        chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
                               opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
                               opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale)
                         if bar is not None:
@@ -291,7 +291,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 finally:
                     if bar is not None:
                         bar.close()
-                _end_epoch(epoch, loss_acc.item() / n, time.perf_counter() - t0)
+                _end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
                 continue
             # one split per epoch instead of slicing per batch: indexing is slow next to the maths
             batches = zip(perm.split(batch_size), y_epoch.split(batch_size), targets.split(batch_size),
