@@ -254,9 +254,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         # Adam/AdamW run a whole chunk of batches per call in TorchScript; others the loop below
         chunk = _compiled_chunk() if (compiled and isinstance(opt, Adam) and opt._kernel is not None) else None
         show = sys.stderr.isatty() if progress is None else progress
-        n_batches = -(-n // batch_size)
-        # per-batch loss terms land in preallocated buffers: no host sync inside the epoch
-        true_logits = torch.zeros(n_batches, 1, batch_size, device=device, dtype=W.dtype)
+        # log p(true class) of every image lands in one buffer: no host sync inside the epoch
+        true_logp = torch.empty(n, device=device, dtype=W.dtype)
         b_col, gW, gb = b.view(-1, 1), W.grad, b.grad
         # buffers reused by every batch: fresh 100 kB allocations cost page faults each time
         xbuf = torch.empty(batch_size, x.shape[1], device=device, dtype=W.dtype)
@@ -274,11 +273,9 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 scale = 1.0
             y_epoch = y[perm]
             targets = onehot[y_epoch]
-            true_logits.zero_()
             bar = _progress_bar(n, epoch, start_epoch + epochs) if show else None
-            if chunk is not None:
-                try:
-                    true_logp = torch.empty(n, device=device, dtype=W.dtype)  # log p(true class)
+            try:
+                if chunk is not None:
                     for start in range(0, n, CHUNK_IMAGES):
                         stop = min(n, start + CHUNK_IMAGES)
                         chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
@@ -286,41 +283,34 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                               opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale)
                         if bar is not None:
                             bar.update(stop - start)
-                except KeyboardInterrupt:
-                    raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
-                finally:
-                    if bar is not None:
-                        bar.close()
-                _end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
-                continue
-            # one split per epoch instead of slicing per batch: indexing is slow next to the maths
-            batches = zip(perm.split(batch_size), y_epoch.split(batch_size), targets.split(batch_size),
-                          true_logits.unbind(0))
-            try:
-                for idx, yb, t, true_logit in batches:
-                    # -- forward: gather one batch (uint8: the cheapest memory traffic) -----------
-                    bs = idx.shape[0]
-                    xb = xbuf[:bs]
-                    xb.copy_(torch.index_select(x, 0, idx, out=ubuf[:bs]))
-                    # logits transposed, (10, bs) = W @ xb.T: this GEMM shape measured ~1.5x
-                    # faster than xb @ W.T for 10 outputs; then shift each column by its max
-                    z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
-                    # -- loss bookkeeping: CE = -log softmax of the true class -------------------
-                    torch.gather(z, 0, yb.view(1, -1), out=true_logit[:, :bs])
-                    # -- backward in closed form: d(mean CE)/dz = (softmax - onehot) / bs -------
-                    z.exp_().sub_(t.t())
-                    torch.addmm(gW, z, xb, beta=0, alpha=scale / bs, out=gW)
-                    torch.mean(z, 1, out=gb)
-                    # -- update ------------------------------------------------------------------
-                    step()
-                    if bar is not None:
-                        bar.update(bs)
+                else:
+                    # one split per epoch instead of slicing per batch: indexing is slow next to the maths
+                    batches = zip(perm.split(batch_size), y_epoch.split(batch_size), targets.split(batch_size),
+                                  true_logp.split(batch_size))
+                    for idx, yb, t, logp in batches:
+                        # -- forward: gather one batch (uint8: the cheapest memory traffic) -------
+                        bs = idx.shape[0]
+                        xb = xbuf[:bs]
+                        xb.copy_(torch.index_select(x, 0, idx, out=ubuf[:bs]))
+                        # logits transposed, (10, bs) = W @ xb.T: this GEMM shape measured ~1.5x
+                        # faster than xb @ W.T for 10 outputs; log-softmax down each column
+                        z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
+                        # -- loss bookkeeping: CE = -log p(true class) -------------------------------
+                        torch.gather(z, 0, yb.view(1, -1), out=logp.view(1, -1))
+                        # -- backward in closed form: d(mean CE)/dz = (softmax - onehot) / bs ---
+                        z.exp_().sub_(t.t())
+                        torch.addmm(gW, z, xb, beta=0, alpha=scale / bs, out=gW)
+                        torch.mean(z, 1, out=gb)
+                        # -- update --------------------------------------------------------------
+                        step()
+                        if bar is not None:
+                            bar.update(bs)
             except KeyboardInterrupt:
                 raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
             finally:
                 if bar is not None:
                     bar.close()
-            _end_epoch(epoch, -true_logits.sum().item() / n, time.perf_counter() - t0)
+            _end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
         W.grad = None
         b.grad = None
     return history

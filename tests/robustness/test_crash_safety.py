@@ -142,7 +142,23 @@ def test_two_runs_never_share_a_folder(tmp_path):
                               stderr=subprocess.PIPE, text=True, cwd=REPO) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    folders = sorted(os.listdir(tmp_path))
-    assert len(folders) == 2 and folders[1].startswith(folders[0])  # NAME and NAME-2
+    folders = sorted(os.listdir(tmp_path))  # NAME and NAME-2 when both started in the same second
+    assert len(folders) == 2 and all((tmp_path / f / "checkpoint.pt").is_file() for f in folders)
     r = _train("--dry-run", "--runs-dir", tmp_path, "--name", folders[0])
     assert r.returncode == 2 and "run folder exists" in r.stderr
+
+
+def test_same_timestamp_gets_a_suffix(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from mnist_logreg import cli
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(dt, "datetime", Frozen)
+    a = cli._new_run_dir(tmp_path, None, "mnist")
+    b = cli._new_run_dir(tmp_path, None, "mnist")
+    assert (a.name, b.name) == ("mnist-20260102-030405", "mnist-20260102-030405-2")
