@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", formatter_class=_Formatter, help="train a model and write a run folder",
                        description="Train on the training split (minus a seeded validation split), "
                                    "print the notebook's per-epoch line, evaluate on the test set and "
-                                   "write runs/NAME/ (checkpoint.pt, history.csv/.json, accuracy.png, "
-                                   "samples.png).")
+                                   "write runs/NAME/: checkpoint.pt, history.csv/.json, metrics.json, "
+                                   "accuracy.png, samples.png and the report (report.html with its figures).")
     _add_data_args(p)
     p.add_argument("--train-csv", metavar="FILE", default=None,
                    help="train on a Kaggle Digit Recognizer train.csv instead (no test set)")
