@@ -251,7 +251,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                     f"(lr={_lr(opt):g}); try a smaller learning rate, e.g. --lr {_lr(opt) / 10:g}")
             validate(epoch, train_loss, seconds)
 
-        # Adam/AdamW run a whole chunk of batches per call in TorchScript; others the loop below
+        # Adam/AdamW run a chunk of whole batches per call in TorchScript; others the loop below
         chunk = _compiled_chunk() if (compiled and isinstance(opt, Adam) and opt._kernel is not None) else None
         show = sys.stderr.isatty() if progress is None else progress
         # log p(true class) of every image lands in one buffer: no host sync inside the epoch
@@ -276,8 +276,10 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
             bar = _progress_bar(n, epoch, start_epoch + epochs) if show else None
             try:
                 if chunk is not None:
-                    for start in range(0, n, CHUNK_IMAGES):
-                        stop = min(n, start + CHUNK_IMAGES)
+                    # whole batches per call, so the batches are exactly the Python loop's
+                    step_images = batch_size * max(1, CHUNK_IMAGES // batch_size)
+                    for start in range(0, n, step_images):
+                        stop = min(n, start + step_images)
                         chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
                               opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
                               opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale)
