@@ -34,6 +34,9 @@ FIGURES = {
 }
 
 
+WIDE = {"curves.png", "weights.png", "mistakes.png", "predictions.png"}  # span the page's width
+
+
 def evaluate_predictions(model, data: ImageSet, n_bins: int = 15) -> dict:
     """All report metrics for ``model`` on ``data``, from one pass of predictions."""
     probs = predict(model, data.images).double()
@@ -90,7 +93,8 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
                        [f"{classes[int(test.labels[i])]} / {classes[int(preds[i])]}" for i in first],
                        ["tab:green" if preds[i] == test.labels[i] else "tab:red" for i in first],
                        out / "predictions.png", title="Sample test predictions: label / predicted")
-    figures += ["confusion.png", "weights.png", "reliability.png", "mistakes.png", "predictions.png"]
+    # page order: wide figures alone on their row, the two square ones side by side
+    figures += ["confusion.png", "reliability.png", "weights.png", "mistakes.png", "predictions.png"]
 
     report = {"checkpoint": str(ckpt.path), "dataset": name, "split": "test", "classes": list(classes),
               "config": ckpt.config, "train_metrics": {k: v for k, v in ckpt.metrics.items() if not isinstance(v, dict)},
@@ -122,7 +126,8 @@ def render_html(report: dict, folder: Path) -> str:
     fig_html = ""
     for f in report["figures"]:
         title, caption = FIGURES[f]
-        fig_html += (f'<figure id="{f[:-4]}"><h2>{e(title)}</h2><img alt="{e(title)}" data-file="{f}" '
+        wide = ' class="wide"' if f in WIDE else ""
+        fig_html += (f'<figure id="{f[:-4]}"{wide}><h2>{e(title)}</h2><img alt="{e(title)}" data-file="{f}" '
                      f'src="{_img(folder / f)}"><figcaption>{e(caption)}</figcaption></figure>')
     rows = "".join(f'<tr><td>{e(r["class"])}</td><td data-metric="precision">{r["precision"]:.4f}</td>'
                    f'<td data-metric="recall">{r["recall"]:.4f}</td><td data-metric="f1">{r["f1"]:.4f}</td>'
@@ -145,6 +150,7 @@ main {{ max-width: 1180px; margin: 0 auto; padding: 20px; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }}
 figure {{ background: #fff; margin: 0; padding: 14px; border-radius: 8px; box-shadow: 0 1px 3px #0002; }}
 figure h2 {{ font-size: 16px; margin: 0 0 8px; }} figure img {{ width: 100%; height: auto; }}
+figure.wide {{ grid-column: 1 / -1; }} figure.wide img {{ max-width: 1100px; display: block; margin: 0 auto; }}
 figcaption {{ font-size: 13px; color: #5b6473; margin-top: 6px; }}
 table {{ border-collapse: collapse; background: #fff; font-size: 13px; width: 100%; }}
 td, th {{ border-bottom: 1px solid #e3e6ea; padding: 5px 10px; text-align: left; }}
