@@ -148,25 +148,17 @@ def test_notebook_parity_reaches_92_percent(mnist_train, mnist_test):
     assert predict_image(img, model) == label == 7
 
 
-def test_compiled_epoch_equals_python_loop(mnist_train):
-    sub = mnist_train.subset(slice(0, 4000))
+@pytest.mark.parametrize("n,batch_size,epochs", [
+    (4000, 128, 2),
+    (9000, 100, 1),  # a batch size that does not divide the compiled kernel's chunk: same batches
+])
+def test_compiled_epoch_equals_python_loop(mnist_train, n, batch_size, epochs):
+    sub = mnist_train.subset(slice(0, n))
     out = []
     for compiled in (True, False):
         torch.manual_seed(0)
         m = MnistModel()
-        h = fit(m, sub, sub, epochs=2, seed=1, compiled=compiled, log=None)
+        h = fit(m, sub, sub, epochs=epochs, batch_size=batch_size, seed=1, compiled=compiled, log=None)
         out.append((m.linear.weight.detach().clone(), h[-1]["train_loss"]))
     torch.testing.assert_close(out[0][0], out[1][0], atol=1e-6, rtol=1e-5)
     assert out[0][1] == pytest.approx(out[1][1], rel=1e-5)
-
-
-def test_compiled_chunks_keep_whole_batches(mnist_train):
-    """A batch size that does not divide the compiled kernel's chunk: same batches, same weights."""
-    sub = mnist_train.subset(slice(0, 9000))
-    out = []
-    for compiled in (True, False):
-        torch.manual_seed(0)
-        m = MnistModel()
-        fit(m, sub, None, epochs=1, batch_size=100, seed=3, compiled=compiled, log=None)
-        out.append(m.linear.weight.detach().clone())
-    torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=1e-5)

@@ -45,9 +45,9 @@ def evaluate_predictions(model, data: ImageSet, n_bins: int = 15) -> dict:
     cm = confusion_matrix(data.labels, preds, k)
     prf = precision_recall_f1(cm)
     cal = calibration(probs, data.labels, n_bins)
-    loss = float(-probs[torch.arange(len(data)), data.labels].clamp_min(1e-300).log().mean())
     return {
-        "n": len(data), "accuracy": float((preds == data.labels).double().mean()), "loss": loss,
+        "n": len(data), "accuracy": float((preds == data.labels).double().mean()),
+        "loss": cal["nll"],  # mean cross-entropy is the negative log-likelihood
         "nll": cal["nll"], "ece": cal["ece"], "confusion_matrix": cm.tolist(),
         "per_class": [{"class": str(c), "precision": prf["precision"][i], "recall": prf["recall"][i],
                        "f1": prf["f1"][i], "support": prf["support"][i]} for i, c in enumerate(data.classes)],
