@@ -33,6 +33,7 @@ def test_train_writes_the_run_folder(tmp_path, run_cli, data_dir):
     assert ckpt["config"]["seed"] == 4 and ckpt["config"]["lr"] == 1e-3 and ckpt["config"]["batch_size"] == 128
     assert ckpt["classes"] == [str(i) for i in range(10)] and ckpt["optimizer"]["state"]
     assert ckpt["metrics"]["test_acc"] > 0.5 and "torch" in ckpt["versions"]
+    assert ckpt["config"]["engine"] == "auto" and ckpt["metrics"]["engine"] in ("native", "torchscript")
     assert open(run / "history.csv").readline().strip() == "epoch,train_loss,val_loss,val_acc,seconds"
     assert [r["epoch"] for r in json.loads((run / "history.json").read_text())] == [0, 1]
     for png in ("accuracy.png", "samples.png"):
@@ -125,6 +126,7 @@ def test_help_shows_every_default(run_cli):
     (["train", "--data-dir", "EMPTY", "--no-download"], "mnist not found: put train-images-idx3-ubyte.gz"),
     (["train", "--data-dir", "BAD", "--no-download"], "train-images-idx3-ubyte.gz: truncated"),
     (["train", "--device", "cuda"], "no CUDA device"),
+    (["train", "--engine", "native", "--optimizer", "sgd"], "--engine native cannot run here: it runs Adam and AdamW only"),
     (["evaluate", "MISSING.pt"], "no such checkpoint"),
     (["predict", "MISSING.pt", "--index", "0"], "no such checkpoint"),
 ])

@@ -4,8 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_logreg import MnistModel, accuracy, evaluate, fit, predict_image, split
+from mnist_logreg import MnistModel, _native, accuracy, evaluate, fit, predict_image, split
+from mnist_logreg.errors import ConfigError
 from mnist_logreg.train import History, TrainingDiverged, epoch_generator, make_optimizer
+
+needs_native = pytest.mark.skipif(_native.load() is None, reason="no C compiler: the native engine cannot be built")
 
 
 def _closed_form_grad(W, b, x, y):
@@ -48,8 +51,15 @@ def _autograd_reference(model, x, y, epochs, lr, batch_size, seed, opt_name="ada
             opt.step()
 
 
-@pytest.mark.parametrize("opt_name,lr", [("adam", 1e-3), ("adamw", 1e-3), ("sgd", 0.05)])
-def test_fast_fit_equals_autograd_loop(mnist_train, opt_name, lr):
+@pytest.mark.parametrize("opt_name,lr,engine", [
+    pytest.param("adam", 1e-3, "native", marks=needs_native),
+    pytest.param("adamw", 1e-3, "native", marks=needs_native),
+    ("adam", 1e-3, "torchscript"),
+    ("adam", 1e-3, "python"),
+    ("adamw", 1e-3, "python"),
+    ("sgd", 0.05, "auto"),
+])
+def test_fast_fit_equals_autograd_loop(mnist_train, opt_name, lr, engine):
     sub = mnist_train.subset(slice(0, 6000))
     x, y = sub.features(), sub.labels
     torch.manual_seed(1)
@@ -58,7 +68,8 @@ def test_fast_fit_equals_autograd_loop(mnist_train, opt_name, lr):
     ours.load_state_dict(ref.state_dict())
     _autograd_reference(ref, x, y, epochs=2, lr=lr, batch_size=128, seed=5, opt_name=opt_name)
     opt = make_optimizer(ours.parameters(), opt_name, lr, weight_decay=0.01 if opt_name == "adamw" else 0.0)
-    fit(ours, sub, None, epochs=2, optimizer=opt, batch_size=128, seed=5, log=None)
+    h = fit(ours, sub, None, epochs=2, optimizer=opt, batch_size=128, seed=5, engine=engine, log=None)
+    assert h.engine == (engine if engine != "auto" else "python")
     torch.testing.assert_close(ours.linear.weight, ref.linear.weight, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(ours.linear.bias, ref.linear.bias, atol=2e-5, rtol=1e-4)
     assert not torch.equal(ours.linear.weight, MnistModel().linear.weight)
@@ -148,17 +159,48 @@ def test_notebook_parity_reaches_92_percent(mnist_train, mnist_test):
     assert predict_image(img, model) == label == 7
 
 
-@pytest.mark.parametrize("n,batch_size,epochs", [
-    (4000, 128, 2),
-    (9000, 100, 1),  # a batch size that does not divide the compiled kernel's chunk: same batches
+@pytest.mark.parametrize("engine", [pytest.param("native", marks=needs_native), "torchscript"])
+@pytest.mark.parametrize("n,batch_size,epochs,transform", [
+    (4000, 128, 2, "none"),
+    (9000, 100, 1, "none"),   # a batch size that does not divide the kernel's chunk: same batches
+    (1001, 64, 1, "none"),    # a last batch of 41: odd, so the C kernel's one-image path runs
+    (3000, 128, 1, "deskew"),  # float features (the transform's output) instead of uint8 pixels
 ])
-def test_compiled_epoch_equals_python_loop(mnist_train, n, batch_size, epochs):
+def test_kernel_engines_equal_python_loop(mnist_train, engine, n, batch_size, epochs, transform):
     sub = mnist_train.subset(slice(0, n))
+    val = mnist_train.subset(slice(n, n + 777))
     out = []
-    for compiled in (True, False):
+    for eng in (engine, "python"):
         torch.manual_seed(0)
-        m = MnistModel()
-        h = fit(m, sub, sub, epochs=epochs, batch_size=batch_size, seed=1, compiled=compiled, log=None)
-        out.append((m.linear.weight.detach().clone(), h[-1]["train_loss"]))
+        m = MnistModel(transform=transform)
+        h = fit(m, sub, val, epochs=epochs, batch_size=batch_size, seed=1, engine=eng, log=None)
+        assert h.engine == eng
+        out.append((m.linear.weight.detach().clone(), m.linear.bias.detach().clone(), h))
     torch.testing.assert_close(out[0][0], out[1][0], atol=1e-6, rtol=1e-5)
-    assert out[0][1] == pytest.approx(out[1][1], rel=1e-5)
+    torch.testing.assert_close(out[0][1], out[1][1], atol=1e-6, rtol=1e-5)
+    for r0, r1 in zip(out[0][2], out[1][2]):  # train loss, and validation by each engine's own code
+        for key in ("train_loss", "val_loss"):
+            assert r0[key] == pytest.approx(r1[key], rel=1e-5)
+        assert r0["val_acc"] == pytest.approx(r1["val_acc"], abs=1.5 / 777)
+
+
+def test_engine_fallback_and_refusal(mnist_train, monkeypatch):
+    """Without a C compiler, auto runs TorchScript; asking for native says why it cannot run."""
+    sub = mnist_train.subset(slice(0, 500))
+    monkeypatch.setattr(_native, "_loaded", {"lib": None})
+    assert fit(MnistModel(), sub, None, epochs=1, log=None).engine == "torchscript"
+    with pytest.raises(ConfigError, match="--engine native cannot run here: no C compiler"):
+        fit(MnistModel(), sub, None, epochs=1, engine="native", log=None)
+    with pytest.raises(ConfigError, match="--engine native cannot run here: it runs Adam and AdamW only"):
+        fit(MnistModel(), sub, None, epochs=1, optimizer="sgd", engine="native", log=None)
+    with pytest.raises(ConfigError, match="--engine must be one of"):
+        fit(MnistModel(), sub, None, epochs=1, engine="fast", log=None)
+
+
+def test_labels_out_of_range_are_refused_before_training(mnist_train):
+    sub = mnist_train.subset(slice(0, 300))
+    x, y = sub.features(), sub.labels.clone()
+    y[7] = 10
+    for engine in ("auto", "python"):
+        with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.9, found 0\.\.10"):
+            fit(MnistModel(), (x, y), None, epochs=1, engine=engine, log=None)

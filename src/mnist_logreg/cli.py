@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads (default: 1 for minibatch, whose small products lose with more "
                         "threads on a busy machine, see bench/train_speed.py; all cores for newton)")
+    p.add_argument("--engine", choices=["auto", "native", "torchscript", "python"], default="auto",
+                   help="how minibatch Adam/AdamW epochs run, all the same maths: native (a C kernel "
+                        "built on first use with the system C compiler, CPU), torchscript, python; auto "
+                        "picks the first that applies (the run's config records which ran)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when present)")
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
     p.add_argument("--name", default=None, help="run folder name (default: DATASET-YYYYmmdd-HHMMSS)")
@@ -392,7 +396,7 @@ def cmd_train(args):
             raise ConfigError(f"{args.resume}: not a training checkpoint of this tool (no config or "
                               f"optimizer state); evaluate or predict accept it, --resume does not")
         cfg = dict(resumed.config)
-        cfg.update(epochs=args.epochs, threads=args.threads, device=args.device,
+        cfg.update(epochs=args.epochs, threads=args.threads, device=args.device, engine=args.engine,
                    checkpoint_every=args.checkpoint_every)
         if args.data_dir:
             cfg["data_dir"] = args.data_dir
@@ -400,7 +404,7 @@ def cmd_train(args):
     else:
         cfg = {k: getattr(args, k) for k in (
             "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "batch_size", "optimizer",
-            "momentum", "weight_decay", "seed", "val_size", "threads", "device", "checkpoint_every", "dry_run",
+            "momentum", "weight_decay", "seed", "val_size", "threads", "engine", "device", "checkpoint_every", "dry_run",
             "solver", "lam", "tol", "max_iter", "transform",
             "augment_shift", "augment_rotate", "augment_scale", "augment_elastic")}
         from .datasets import get_spec
@@ -410,6 +414,9 @@ def cmd_train(args):
         if cfg["dry_run"]:
             cfg["epochs"] = 1
     device = _device(cfg["device"])
+    if cfg["solver"] == "minibatch":
+        from .train import check_engine
+        check_engine(cfg.get("engine", "auto"), cfg["optimizer"], device)
 
     # -- data (read and checked before anything is written) ----------------------------------
     train, val, test, classes = _load_training_data(cfg, log)
@@ -492,7 +499,8 @@ def cmd_train(args):
         try:
             fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"], augment=augment,
                 seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
-                start_epoch=start_epoch, history=history, on_epoch=on_epoch, log=log)
+                start_epoch=start_epoch, history=history, on_epoch=on_epoch, engine=cfg.get("engine", "auto"),
+                log=log)
         except (TrainingInterrupted, KeyboardInterrupt) as e:
             e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")
             save_snapshot()
@@ -515,6 +523,8 @@ def cmd_train(args):
                "train_seconds": round(sum(r.get("seconds", 0) for r in history.rows), 3)}
     if solver_info is not None:
         metrics["solver"] = solver_info
+    elif history.engine:
+        metrics["engine"] = history.engine  # which of --engine's kernels ran (auto picks one)
     if test is not None:
         r = evaluate(model, test)
         metrics.update(test_loss=r["val_loss"], test_acc=r["val_acc"])

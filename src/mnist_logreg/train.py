@@ -4,7 +4,8 @@ The training step of a linear softmax classifier is two small matrix products an
 optimizer update. ``fit`` writes exactly that: the gradient of the mean cross-entropy in
 closed form (softmax minus one-hot) instead of autograd, and the optimizer's fused kernel.
 It is the same maths as the notebook's autograd + ``torch.optim.Adam`` loop (a test checks
-the weights agree to float tolerance), about 50x faster per epoch than the notebook.
+the weights agree to float tolerance), about 100x faster per epoch than the notebook with the
+native engine (``_kernel.c``; see ``fit``'s ``engine``).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re
 
 DEFAULT_THREADS = 1  # measured: bench/train_speed.py; 2 threads lose on a busy 2-core machine
 EVAL_CHUNK = 16384
-CHUNK_IMAGES = 8192  # images per compiled call: the progress bar and Ctrl-C act between calls
+CHUNK_IMAGES = 8192  # images per kernel call (C or TorchScript): the progress bar and Ctrl-C act between calls
 
 
 class TrainingDiverged(MnistLogregError):
@@ -42,6 +43,7 @@ class History:
     ``val_acc``, ``seconds`` (training time of that epoch)."""
 
     rows: list = field(default_factory=list)
+    engine: str = ""  # the engine that ran the last fit (see fit's ``engine``)
 
     def __len__(self):
         return len(self.rows)
@@ -141,6 +143,108 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
 
 
 _COMPILED = {}
+ENGINES = ("auto", "native", "torchscript", "python")
+
+
+def check_engine(engine: str, optimizer: str, device: str = "cpu") -> None:
+    """Raise ConfigError up front (before data is read or a run folder is made) when the
+    engine asked for cannot run an ``optimizer`` on ``device``; "auto" always can."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    why = None
+    if engine in ("native", "torchscript") and optimizer not in ("adam", "adamw"):
+        why = "it runs Adam and AdamW only"
+    elif engine == "torchscript" and _compiled_chunk() is None:
+        why = "this torch has no TorchScript"
+    elif engine == "native" and str(device) != "cpu":
+        why = "it runs float32 models with 10 classes on the CPU only"
+    elif engine == "native" and _native_lib() is None:
+        why = _NO_COMPILER
+    if why:
+        raise ConfigError(f"--engine {engine} cannot run here: {why}")
+
+
+_NO_COMPILER = "no C compiler was found to build it (or MNIST_LOGREG_NATIVE=0); see mnist_logreg/_native.py"
+
+
+def _pick_engine(engine: str, opt, W, y, x) -> str:
+    """The engine that runs: the one asked for, or for "auto" the fastest that applies.
+    Asking for one that cannot run here is an error, not a silent fallback."""
+    adam = (isinstance(opt, Adam) and opt._kernel is not None and len(opt.params) == 2
+            and opt.params[0] is W and opt.params[1].shape == (W.shape[0],))
+    if engine == "python":
+        return engine
+    why_not = {}
+    if not adam:
+        why_not["torchscript"] = why_not["native"] = "it runs Adam and AdamW only"
+    else:
+        if _compiled_chunk() is None:
+            why_not["torchscript"] = "this torch has no TorchScript"
+        if W.device.type != "cpu" or W.dtype != torch.float32 or W.shape[0] != 10:
+            why_not["native"] = "it runs float32 models with 10 classes on the CPU only"
+        elif x.dtype not in (torch.uint8, torch.float32) or not x.is_contiguous():
+            why_not["native"] = "it reads uint8 or float32 images only"
+        elif _native_lib() is None:
+            why_not["native"] = _NO_COMPILER
+    if engine == "auto":
+        return next((e for e in ("native", "torchscript") if e not in why_not), "python")
+    if engine in why_not:
+        raise ConfigError(f"--engine {engine} cannot run here: {why_not[engine]}")
+    return engine
+
+
+def _native_lib():
+    from . import _native
+    return _native.load()
+
+
+def _native_evaluator(x, y, scale, W, b):
+    """A function returning evaluate()'s dict for (x * scale, y) under the current (W, b),
+    computed by the C kernel (no float copy of a uint8 set, no op dispatch)."""
+    import ctypes
+
+    lib = _native_lib()
+    x, y = x.contiguous(), y.to(torch.int64).contiguous()
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= W.shape[0]):
+        raise ConfigError(f"validation labels must lie in 0..{W.shape[0] - 1}, "
+                          f"found {int(y.min())}..{int(y.max())}")
+    block = 128
+    rows = torch.empty(2 * block, dtype=torch.int64)
+    z = torch.empty(block, W.shape[0])
+    xs = torch.empty(block, W.shape[1])
+    loss, correct = ctypes.c_double(), ctypes.c_int64()
+    n = len(y)
+
+    def run():
+        if n == 0:
+            return {"val_loss": 0.0, "val_acc": 0.0}
+        lib.mlr_evaluate(x.data_ptr(), int(x.dtype == torch.uint8), x.shape[1], n, y.data_ptr(), scale,
+                         W.data_ptr(), b.data_ptr(), rows.data_ptr(), z.data_ptr(), xs.data_ptr(),
+                         ctypes.byref(loss), ctypes.byref(correct))
+        return {"val_loss": loss.value / n, "val_acc": correct.value / n}
+    return run
+
+
+def _native_chunk(opt, W, b, batch_size):
+    """A function running images perm[start:stop] of an epoch through the C kernel."""
+    lib = _native_lib()
+    ptr = lambda t: t.data_ptr()  # noqa: E731
+    for t in (W, b, *opt.exp_avg, *opt.exp_avg_sq, *opt.steps):
+        assert t.is_contiguous() and t.dtype == torch.float32
+    gW, gb = W.grad, b.grad
+    z = torch.empty(batch_size, W.shape[0])
+    rows = torch.empty(2 * batch_size, dtype=torch.int64)  # scratch: row pointers, this batch and the next
+    xs = torch.empty(batch_size, W.shape[1])  # scratch: the batch's images as floats
+    beta1, beta2 = opt.betas
+
+    def run(x, perm, y_epoch, start, stop, scale, true_logp):
+        x, perm, y_epoch = x.contiguous(), perm.contiguous(), y_epoch.to(torch.int64).contiguous()
+        lib.mlr_adam_chunk(ptr(x), int(x.dtype == torch.uint8), x.shape[1], ptr(perm), ptr(y_epoch),
+                           start, stop, batch_size, scale, ptr(W), ptr(b), ptr(gW), ptr(gb), ptr(z),
+                           ptr(rows), ptr(xs), ptr(true_logp), ptr(opt.exp_avg[0]), ptr(opt.exp_avg_sq[0]),
+                           ptr(opt.exp_avg[1]), ptr(opt.exp_avg_sq[1]), ptr(opt.steps[0]), ptr(opt.steps[1]),
+                           opt.lr, beta1, beta2, opt.eps, opt.weight_decay, int(opt.decoupled))
+    return run
 
 
 def _compiled_chunk():
@@ -162,7 +266,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         batch_size: int = 128, optimizer="adam", weight_decay: float = 0.0,
         momentum: float = 0.9, seed: int = 0, threads: int | None = DEFAULT_THREADS,
         start_epoch: int = 0, history: History | None = None, on_epoch=None,
-        progress: bool | None = None, compiled: bool = True, augment=None, log=print) -> History:
+        progress: bool | None = None, engine: str = "auto", augment=None, log=print) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
@@ -185,8 +289,10 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     augment : an :class:`~mnist_logreg.augment.Augment`: each epoch trains on a freshly
         distorted copy of the training images (seeded by ``(seed, epoch)``), before the
         model's transform; validation and test images are never augmented
-    compiled : run Adam/AdamW epochs through the TorchScript kernel (same results; False
-        runs the plain Python loop)
+    engine : how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
+        (the C kernel of ``_kernel.c``, built on first use; CPU, float32), "torchscript"
+        (a compiled chunk of torch ops; any device), "python" (the plain loop below, which
+        also runs every other optimizer), or "auto": the first of these that applies here
 
     Returns
     -------
@@ -203,6 +309,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     True
     """
     _check_positive(epochs=(epochs, 0), lr=(lr, 0), batch_size=(batch_size, 1))
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if weight_decay < 0:
         raise ConfigError(f"--weight-decay must be >= 0, got {weight_decay}")
     log = log or (lambda *a, **k: None)
@@ -217,13 +325,21 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         #    gathering a batch of uint8 rows and converting it measured fastest (bench/)
         transform = getattr(model, "transform", "none")
         x, y, scale = _train_matrix(train, device, transform)
-        xv_yv = None
-        if val is not None:  # validated every epoch: converted to float once
+        # Adam/AdamW run a chunk of whole batches per call, in C or TorchScript
+        engine_used = _pick_engine(engine, opt, W, y, x)
+        xv_yv = native_eval = None
+        if val is not None:  # validated every epoch: converted to float once (torch), or read as is (C)
             xv, yv, sv = _train_matrix(val, device, transform)
-            xv_yv = (xv.to(W.dtype) * sv, yv)
+            if engine_used == "native" and xv.dtype in (torch.uint8, torch.float32):
+                native_eval = _native_evaluator(xv, yv, sv, W, b)
+            else:
+                xv_yv = (xv.to(W.dtype) * sv, yv)
         n = len(y)
         if n == 0:
             raise ConfigError("the training set is empty")
+        if int(y.min()) < 0 or int(y.max()) >= W.shape[0]:
+            raise ConfigError(f"training labels must lie in 0..{W.shape[0] - 1}, "
+                              f"found {int(y.min())}..{int(y.max())}")
         onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
         W.grad = torch.zeros_like(W)
         b.grad = torch.zeros_like(b)
@@ -231,18 +347,22 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
 
         def validate(epoch, train_loss, seconds):
             row = {"epoch": epoch, "train_loss": train_loss}
-            if xv_yv is not None:
+            if native_eval is not None:
+                row.update(native_eval())
+            elif xv_yv is not None:
                 row.update(_evaluate_matrix(model, *xv_yv))
             row["seconds"] = seconds
             history.rows.append(row)
             if epoch > start_epoch and on_epoch is not None:
                 on_epoch(epoch, row, opt)  # checkpoint first: a printed epoch is a saved epoch
-            if xv_yv is not None:
+            if val is not None:
                 log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
             return row
 
         if not history.rows:  # epoch 0: the model before any training
-            validate(0, _evaluate_matrix(model, x, y, scale)["val_loss"], 0.0)
+            before = (_native_evaluator(x, y, scale, W, b)() if engine_used == "native"
+                      else _evaluate_matrix(model, x, y, scale))
+            validate(0, before["val_loss"], 0.0)
 
         def _end_epoch(epoch, train_loss, seconds):
             if not math.isfinite(train_loss) or not torch.isfinite(W).all():
@@ -251,8 +371,9 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                     f"(lr={_lr(opt):g}); try a smaller learning rate, e.g. --lr {_lr(opt) / 10:g}")
             validate(epoch, train_loss, seconds)
 
-        # Adam/AdamW run a chunk of whole batches per call in TorchScript; others the loop below
-        chunk = _compiled_chunk() if (compiled and isinstance(opt, Adam) and opt._kernel is not None) else None
+        chunk = _compiled_chunk() if engine_used == "torchscript" else None
+        native = _native_chunk(opt, W, b, batch_size) if engine_used == "native" else None
+        history.engine = engine_used
         show = sys.stderr.isatty() if progress is None else progress
         # log p(true class) of every image lands in one buffer: no host sync inside the epoch
         true_logp = torch.empty(n, device=device, dtype=W.dtype)
@@ -272,17 +393,20 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 x = apply_transform(transform, augment_images(base, augment, epoch_generator(seed + 7_919, epoch)))
                 scale = 1.0
             y_epoch = y[perm]
-            targets = onehot[y_epoch]
+            targets = onehot[y_epoch] if native is None else None  # the C kernel reads labels
             bar = _progress_bar(n, epoch, start_epoch + epochs) if show else None
             try:
-                if chunk is not None:
+                if chunk is not None or native is not None:
                     # whole batches per call, so the batches are exactly the Python loop's
                     step_images = batch_size * max(1, CHUNK_IMAGES // batch_size)
                     for start in range(0, n, step_images):
                         stop = min(n, start + step_images)
-                        chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
-                              opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
-                              opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale)
+                        if native is not None:
+                            native(x, perm, y_epoch, start, stop, scale, true_logp)
+                        else:
+                            chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
+                                  opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
+                                  opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale)
                         if bar is not None:
                             bar.update(stop - start)
                 else:

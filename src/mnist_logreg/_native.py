@@ -1,0 +1,96 @@
+"""The native training kernel (``_kernel.c``): compiled once per machine, loaded with ctypes.
+
+The C source ships with the package; the first ``fit`` on a machine compiles it with the
+system C compiler (``$CC``, else ``cc``) into a cache folder, about a second, and later runs
+load the cached library. Without a compiler, or with ``MNIST_LOGREG_NATIVE=0``, ``load()``
+returns None and ``fit`` runs its TorchScript kernel instead (same maths, slower).
+
+Cache: ``$MNIST_LOGREG_CACHE``, else ``$XDG_CACHE_HOME/mnist-logreg``, else
+``~/.cache/mnist-logreg``; the file name hashes the source, the compiler command and the CPU,
+so an edited kernel or another machine never loads a stale build.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("_kernel.c")
+FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno"], ["-O3", "-fno-math-errno"])
+
+_loaded: dict = {}
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("MNIST_LOGREG_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-logreg"
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags", "Features"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def _compile(cc: str, flags: list[str], out: Path) -> bool:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"],
+                           capture_output=True, timeout=120)
+        if r.returncode != 0:
+            return False
+        os.replace(tmp, out)  # atomic: a process racing us loads a whole library or none
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64, f32, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
+    lib.mlr_adam_chunk.restype = i32
+    lib.mlr_adam_chunk.argtypes = [p, i32, i64, p, p, i64, i64, i64, f32,
+                                   p, p, p, p, p, p, p, p,
+                                   p, p, p, p, p, p,
+                                   f32, f32, f32, f32, f32, i32]
+    lib.mlr_evaluate.restype = i32
+    lib.mlr_evaluate.argtypes = [p, i32, i64, i64, p, f32, p, p, p, p, p, p, p]
+    lib.mlr_classes.restype = i32
+    return lib
+
+
+def load():
+    """The loaded kernel library, or None when it cannot be built here (or is switched off)."""
+    if "lib" in _loaded:
+        return _loaded["lib"]
+    lib = None
+    if os.environ.get("MNIST_LOGREG_NATIVE", "1") != "0":
+        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if cc is not None:
+            source = SOURCE.read_bytes()
+            for flags in FLAG_SETS:
+                key = hashlib.sha256(source + repr((cc, flags)).encode() + _cpu_signature().encode())
+                path = cache_dir() / f"kernel-{key.hexdigest()[:16]}.so"
+                try:
+                    if path.exists() or _compile(cc, flags, path):
+                        lib = _bind(ctypes.CDLL(str(path)))
+                        break
+                except OSError:  # unwritable cache, a library that does not load: next option
+                    continue
+    _loaded["lib"] = lib
+    return lib
