@@ -3,10 +3,12 @@
 Honesty: every setting is chosen on the validation split (the seed's own 50k/10k split);
 the test set is touched once per reported figure; nothing trains on test images.
 
-Levers built (issue 7): the deskew input transform (--transform deskew), the exact
-L2-regularised optimum (--solver newton, lam chosen on validation) and augmentation
-(--augment-*, the setting chosen on validation). Distillation and weight averaging were
-probed (bench/levers_probe.py) and did not help; they are not options.
+Levers built (issue 7): the deskew and cube-root input transforms (--transform deskew|cbrt),
+the exact L2-regularised optimum (--solver newton, lam chosen on validation), augmentation
+(--augment-*, the setting chosen on validation), a cosine learning-rate schedule over longer
+training (--lr-schedule cosine, epochs and lr chosen on validation), and the final refit on
+train+validation (--val-size 0) with the settings chosen on validation. Distillation and weight
+averaging were probed (bench/levers_probe.py, bench/levers_probe_fashion.py) and did not help.
 
     python bench/accuracy.py [--data-dir DIR] [--seeds 0 1 2] [--out bench/accuracy.md]
     python bench/accuracy.py --smoke        # 1 seed, 1 epoch, tiny grid: what the tests run
@@ -43,6 +45,18 @@ def run_augmented(train, val, test, epochs, seed, choose_seed_val=None):
     return evaluate(m, test)["val_acc"], evaluate(m, val)["val_acc"]
 
 
+COSINE_GRID = [(30, 1e-3), (60, 1e-3), (60, 2e-3)]  # (epochs, lr), chosen on validation
+
+
+def run_cosine(train, val, test, transform, epochs, lr, seed):
+    """(test accuracy, validation accuracy) of Adam with the cosine schedule; either set may
+    be None (the refit on train + validation has no validation split)."""
+    torch.manual_seed(seed)
+    m = MnistModel(transform=transform)
+    fit(m, train, None, epochs=epochs, lr=lr, seed=seed, lr_schedule="cosine", log=None)
+    return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+
+
 def run_newton(train, val, test, transform, lams, seed, threads):
     best, prev = None, None
     for lam in sorted(lams, reverse=True):  # choose lam on validation
@@ -64,7 +78,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="1 seed, 1 epoch, 2 lams, 10k training images")
     ap.add_argument("--out", default=None, help="also write the table as markdown here")
-    ap.add_argument("--levers", nargs="+", default=["adam", "newton", "deskew-adam", "deskew-newton", "augment"],
+    ap.add_argument("--levers", nargs="+", default=["adam", "newton", "deskew-adam", "deskew-newton", "augment",
+                                                    "cosine", "cbrt-cosine", "deskew-cosine"],
                     help="which rows to run")
     args = ap.parse_args()
     if args.smoke:
@@ -79,7 +94,10 @@ def main():
                   ("raw pixels, exact optimum", "newton", "none", "newton"),
                   ("deskew, Adam", "adam", "deskew", "deskew-adam"),
                   ("deskew, exact optimum", "newton", "deskew", "deskew-newton"),
-                  ("raw pixels, Adam + augmentation", "augment", "none", "augment")]
+                  ("raw pixels, Adam + augmentation", "augment", "none", "augment"),
+                  ("raw pixels, Adam + cosine", "cosine", "none", "cosine"),
+                  ("cbrt, Adam + cosine", "cosine", "cbrt", "cbrt-cosine"),
+                  ("deskew, Adam + cosine", "cosine", "deskew", "deskew-cosine")]
         for label, kind, transform, key in levers:
             if key not in args.levers:
                 continue
@@ -90,6 +108,15 @@ def main():
                 scores = [(run_augmented(train, val, val, args.epochs, args.seeds[0], g)[1], i) for i, g in enumerate(grid)]
                 chosen = grid[max(scores)[1]]
                 print(f"augmentation chosen on validation: {chosen} ({', '.join(f'{g}: {v:.4f}' for v, g in ((s, grid[i]) for s, i in scores))})", flush=True)
+            if kind == "cosine":  # choose (epochs, lr) on the first seed's validation split
+                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
+                grid = [(1, 1e-3)] if args.smoke else COSINE_GRID
+                scores = [(run_cosine(train, val, None, transform, e, lr, args.seeds[0])[1], i)
+                          for i, (e, lr) in enumerate(grid)]
+                chosen_e, chosen_lr = grid[max(scores)[1]]
+                print(f"{label}: chosen on validation: {chosen_e} epochs, lr {chosen_lr:g} "
+                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                refit_accs, refit_secs = [], []
             for seed in args.seeds:
                 train, val = split(full, 2_000 if args.smoke else 10_000, seed)
                 t0 = time.perf_counter()
@@ -99,6 +126,13 @@ def main():
                 elif kind == "augment":
                     acc, v = run_augmented(train, val, test, args.epochs, seed, chosen)
                     notes.append(", ".join(f"{k} {v}" for k, v in chosen.items()))
+                elif kind == "cosine":
+                    acc, v = run_cosine(train, val, test, transform, chosen_e, chosen_lr, seed)
+                    notes.append(f"{chosen_e} epochs, lr {chosen_lr:g}")
+                    # the same settings refitted on train + validation (no images held out), tested once
+                    t1 = time.perf_counter()
+                    refit_accs.append(run_cosine(full, None, test, transform, chosen_e, chosen_lr, seed)[0])
+                    refit_secs.append(time.perf_counter() - t1)
                 else:
                     acc, v, lam = run_newton(train, val, test, transform, args.lams, seed, args.threads)
                     notes.append(f"lam {lam:g}")
@@ -109,6 +143,13 @@ def main():
             rows.append((name, label, mean, std, statistics.mean(secs), ", ".join(sorted(set(notes)))))
             print(f"{name:14s} {label:30s} {mean:6.2f} +- {std:4.2f}  {statistics.mean(secs):7.1f}s  {rows[-1][5]}",
                   flush=True)
+            if kind == "cosine":
+                secs = [s - r for s, r in zip(secs, refit_secs)]  # the refit is timed on its own
+                rows[-1] = rows[-1][:4] + (statistics.mean(secs),) + rows[-1][5:]
+                m, sd = statistics.mean(refit_accs) * 100, (statistics.stdev(refit_accs) * 100 if len(refit_accs) > 1 else 0.0)
+                rows.append((name, label + ", refit on train+val", m, sd, statistics.mean(refit_secs),
+                             rows[-1][5] + f", {len(full):,} images"))
+                print(f"{name:14s} {rows[-1][1]:30s} {m:6.2f} +- {sd:4.2f}  {rows[-1][4]:7.1f}s  {rows[-1][5]}", flush=True)
     seeds = f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
     table = [f"| dataset | lever | test accuracy % (mean ± std, {seeds}) | training time | setting chosen on validation |",
              "|---|---|---|---|---|"]

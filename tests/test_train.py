@@ -204,3 +204,32 @@ def test_labels_out_of_range_are_refused_before_training(mnist_train):
     for engine in ("auto", "python"):
         with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.9, found 0\.\.10"):
             fit(MnistModel(), (x, y), None, epochs=1, engine=engine, log=None)
+
+
+def test_cosine_schedule_sets_each_epochs_rate_and_restores_it(mnist_train):
+    sub = mnist_train.subset(slice(0, 1000))
+    seen = []
+    model = MnistModel()
+    opt = make_optimizer(model.parameters(), "adam", 2e-3)
+    fit(model, sub, None, epochs=3, optimizer=opt, lr_schedule="cosine", log=None,
+        on_epoch=lambda e, row, o: seen.append(o.lr))
+    fit(model, sub, None, epochs=2, optimizer=opt, start_epoch=3, lr_schedule="cosine", log=None,
+        on_epoch=lambda e, row, o: seen.append(o.lr))
+    expected = [2e-3 * 0.5 * (1 + np.cos(np.pi * (e - 1) / 3)) for e in (1, 2, 3)]
+    expected += [2e-3 * 0.5 * (1 + np.cos(np.pi * (e - 1) / 5)) for e in (4, 5)]  # resumed: E = 5
+    assert seen == pytest.approx(expected)
+    assert opt.lr == 2e-3
+    with pytest.raises(ConfigError, match="--lr-schedule must be one of constant, cosine"):
+        fit(model, sub, None, epochs=1, lr_schedule="step", log=None)
+
+
+@pytest.mark.parametrize("engine", [pytest.param("native", marks=needs_native), "torchscript"])
+def test_cosine_schedule_same_weights_in_every_engine(mnist_train, engine):
+    sub = mnist_train.subset(slice(0, 3000))
+    out = []
+    for eng in (engine, "python"):
+        torch.manual_seed(0)
+        m = MnistModel()
+        fit(m, sub, None, epochs=3, lr=3e-3, seed=2, engine=eng, lr_schedule="cosine", log=None)
+        out.append(m.linear.weight.detach().clone())
+    torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=1e-5)

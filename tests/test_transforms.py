@@ -62,3 +62,28 @@ def test_train_cli_deskew(tmp_path, run_cli):
     assert code == 0, err
     c = load_checkpoint(tmp_path / "d")
     assert c.model.transform == "deskew" and c.config["transform"] == "deskew"
+
+
+def test_cbrt_travels_with_the_model_into_onnx(mnist_test, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from mnist_logreg.export import export
+    from mnist_logreg.transforms import cbrt
+    torch.manual_seed(0)
+    m = MnistModel(transform="cbrt")
+    x = (mnist_test.images[:500].float() / 255).unsqueeze(1)
+    manual = m.linear(x.reshape(500, 784) ** (1 / 3))
+    torch.testing.assert_close(m(x), manual)
+    assert torch.equal(cbrt(torch.tensor([0.0, 1.0, 0.125])), torch.tensor([0.0, 1.0, 0.5]))
+    path = export(m, tmp_path / "c.onnx")
+    logits, _ = ort.InferenceSession(str(path)).run(None, {"pixels": x.numpy()})
+    np.testing.assert_allclose(logits, manual.detach().numpy(), atol=1e-5)
+    save(m, tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt").model.transform == "cbrt"
+
+
+def test_train_cli_cbrt_cosine_recorded(tmp_path, run_cli):
+    code, out, err = run_cli("train", "--dry-run", "--no-report", "--transform", "cbrt", "--lr-schedule", "cosine",
+                             "--dataset", "fashion-mnist", "--runs-dir", tmp_path, "--name", "c")
+    assert code == 0, err
+    c = load_checkpoint(tmp_path / "c")
+    assert c.model.transform == "cbrt" and c.config["transform"] == "cbrt" and c.config["lr_schedule"] == "cosine"

@@ -104,14 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
     p.add_argument("--batch-size", type=_positive_int, default=128, help="mini-batch size")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam", help="optimizer")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning rate per epoch: constant (the notebook's), or cosine: from --lr down to "
+                        "nearly 0 along a half cosine over the run's epochs")
     p.add_argument("--momentum", type=_nonneg_float, default=0.9, help="momentum (sgd only)")
     p.add_argument("--weight-decay", type=_nonneg_float, default=0.0, help="weight decay (L2)")
     p.add_argument("--seed", type=_nonneg_int, default=0,
                    help="seed of the initial weights, the split and the shuffling")
     p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
-    p.add_argument("--transform", choices=["none", "deskew"], default="none",
+    p.add_argument("--transform", choices=["none", "deskew", "cbrt"], default="none",
                    help="fixed input transform ahead of the linear layer, applied in training, evaluation, "
-                        "predict, serve and export: deskew straightens each digit by its image moments")
+                        "predict, serve and export: deskew straightens each digit by its image moments "
+                        "(best for digits); cbrt takes each pixel's cube root (best for clothing)")
     p.add_argument("--augment-shift", type=_nonneg_float, default=0.0, metavar="PX",
                    help="augmentation: random shifts up to PX pixels (each epoch a new draw)")
     p.add_argument("--augment-rotate", type=_nonneg_float, default=0.0, metavar="DEG",
@@ -187,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", type=_positive_float, nargs="+", default=[3e-4, 1e-3, 3e-3], help="lr grid for minibatch")
     p.add_argument("--max-epochs", type=_positive_int, default=40, help="epochs tried for minibatch (every epoch is a candidate)")
     p.add_argument("--refit", action="store_true", help="retrain the winner on train+validation before testing")
-    p.add_argument("--transform", choices=["none", "deskew"], default="none", help="input transform (see train)")
+    p.add_argument("--transform", choices=["none", "deskew", "cbrt"], default="none", help="input transform (see train)")
     p.add_argument("--tol", type=_positive_float, default=1e-5, help="gradient-norm tolerance for newton")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the split, the weights and the shuffling")
     p.add_argument("--val-size", type=_nonneg_int, default=10_000, help="validation images held out of train")
@@ -403,7 +407,7 @@ def cmd_train(args):
         run_dir = resumed.path.parent
     else:
         cfg = {k: getattr(args, k) for k in (
-            "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "batch_size", "optimizer",
+            "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "lr_schedule", "batch_size", "optimizer",
             "momentum", "weight_decay", "seed", "val_size", "threads", "engine", "device", "checkpoint_every", "dry_run",
             "solver", "lam", "tol", "max_iter", "transform",
             "augment_shift", "augment_rotate", "augment_scale", "augment_elastic")}
@@ -500,6 +504,7 @@ def cmd_train(args):
             fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"], augment=augment,
                 seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
                 start_epoch=start_epoch, history=history, on_epoch=on_epoch, engine=cfg.get("engine", "auto"),
+                lr_schedule=cfg.get("lr_schedule", "constant"),
                 log=log)
         except (TrainingInterrupted, KeyboardInterrupt) as e:
             e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")

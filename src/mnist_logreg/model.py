@@ -32,9 +32,9 @@ class MnistModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(-1, self.linear.in_features)
-        if self.transform == "deskew":
-            from .transforms import deskew
-            x = deskew(x)
+        if self.transform != "none":
+            from .transforms import FUNCTIONS
+            x = FUNCTIONS[self.transform](x)
         return self.linear(x)
 
     def num_parameters(self) -> int:

@@ -144,6 +144,15 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
 
 _COMPILED = {}
 ENGINES = ("auto", "native", "torchscript", "python")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def _set_lr(opt, lr: float) -> None:
+    if isinstance(opt, Optimizer):
+        opt.lr = lr
+    else:
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 def check_engine(engine: str, optimizer: str, device: str = "cpu") -> None:
@@ -266,7 +275,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         batch_size: int = 128, optimizer="adam", weight_decay: float = 0.0,
         momentum: float = 0.9, seed: int = 0, threads: int | None = DEFAULT_THREADS,
         start_epoch: int = 0, history: History | None = None, on_epoch=None,
-        progress: bool | None = None, engine: str = "auto", augment=None, log=print) -> History:
+        progress: bool | None = None, engine: str = "auto", augment=None, lr_schedule: str = "constant",
+        log=print) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
@@ -286,6 +296,9 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     on_epoch : called as ``on_epoch(epoch, row, optimizer)`` after each epoch (checkpoints)
     progress : show a progress bar (default: when stderr is a terminal)
     log : where the notebook's ``Epoch [i], val_loss: ..., val_acc: ...`` lines go
+    lr_schedule : "constant" (the notebook's), or "cosine": epoch ``e`` of ``E = start_epoch +
+        epochs`` runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``, from ``lr`` down to nearly 0 by
+        the last epoch of this call (``lr`` is the optimizer's own when one is passed)
     augment : an :class:`~mnist_logreg.augment.Augment`: each epoch trains on a freshly
         distorted copy of the training images (seeded by ``(seed, epoch)``), before the
         model's transform; validation and test images are never augmented
@@ -311,6 +324,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     _check_positive(epochs=(epochs, 0), lr=(lr, 0), batch_size=(batch_size, 1))
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     if weight_decay < 0:
         raise ConfigError(f"--weight-decay must be >= 0, got {weight_decay}")
     log = log or (lambda *a, **k: None)
@@ -384,8 +399,11 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         if augmenting:  # the undistorted images, as floats, from which each epoch is drawn
             base = (train.features() if isinstance(train, ImageSet) else train[0].reshape(n, -1).float()).to(device)
         ubuf = torch.empty(batch_size, x.shape[1], device=device, dtype=W.dtype if augmenting else x.dtype)
-        for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
+        base_lr, last_epoch = _lr(opt), start_epoch + epochs
+        for epoch in range(start_epoch + 1, last_epoch + 1):
             t0 = time.perf_counter()
+            if lr_schedule == "cosine":
+                _set_lr(opt, base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / last_epoch)))
             perm = torch.randperm(n, generator=epoch_generator(seed, epoch)).to(device)
             if augmenting:
                 from .augment import augment_images
@@ -439,6 +457,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
             _end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
         W.grad = None
         b.grad = None
+        _set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
     return history
 
 
