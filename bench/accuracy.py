@@ -6,9 +6,10 @@ the test set is touched once per reported figure; nothing trains on test images.
 Levers built (issue 7): the deskew and cube-root input transforms (--transform deskew|cbrt),
 the exact L2-regularised optimum (--solver newton, lam chosen on validation), augmentation
 (--augment-*, the setting chosen on validation), a cosine learning-rate schedule over longer
-training (--lr-schedule cosine, epochs and lr chosen on validation), and the final refit on
-train+validation (--val-size 0) with the settings chosen on validation. Distillation and weight
-averaging were probed (bench/levers_probe.py, bench/levers_probe_fashion.py) and did not help.
+training (--lr-schedule cosine, epochs and lr chosen on validation), the final refit on
+train+validation (--val-size 0) with the settings chosen on validation, distillation from a
+small CNN teacher (--distill-*, temperature and label weight chosen on validation) and weight
+averaging (--average-from, the first averaged epoch chosen on validation).
 
     python bench/accuracy.py [--data-dir DIR] [--seeds 0 1 2] [--out bench/accuracy.md]
     python bench/accuracy.py --smoke        # 1 seed, 1 epoch, tiny grid: what the tests run
@@ -57,6 +58,38 @@ def run_cosine(train, val, test, transform, epochs, lr, seed):
     return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
 
 
+DISTILL_GRID = [(2.0, 0.5), (1.0, 0.5), (2.0, 0.0)]  # (temperature, alpha), chosen on validation
+AVERAGE_GRID = [6, 11, 16]  # first averaged epoch of 20, chosen on validation
+
+
+def teacher_targets(train, seed, threads, epochs=2):
+    from mnist_logreg.distill import train_teacher
+    with torch.no_grad():
+        x = train.features()
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return train_teacher(x, train.labels, epochs=epochs, seed=seed, log=None), x
+    finally:
+        torch.set_num_threads(old)
+
+
+def run_distilled(train, val, test, epochs, seed, teacher, x, temperature, alpha):
+    from mnist_logreg.distill import soft_targets
+    soft = soft_targets(teacher, x, train.labels, temperature, alpha)
+    torch.manual_seed(seed)
+    m = MnistModel()
+    fit(m, train, None, epochs=epochs, seed=seed, soft_targets=soft, log=None)
+    return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+
+
+def run_averaged(train, val, test, epochs, seed, average_from):
+    torch.manual_seed(seed)
+    m = MnistModel()
+    fit(m, train, None, epochs=epochs, seed=seed, average_from=average_from, log=None)
+    return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+
+
 def run_newton(train, val, test, transform, lams, seed, threads):
     best, prev = None, None
     for lam in sorted(lams, reverse=True):  # choose lam on validation
@@ -79,7 +112,7 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="1 seed, 1 epoch, 2 lams, 10k training images")
     ap.add_argument("--out", default=None, help="also write the table as markdown here")
     ap.add_argument("--levers", nargs="+", default=["adam", "newton", "deskew-adam", "deskew-newton", "augment",
-                                                    "cosine", "cbrt-cosine", "deskew-cosine"],
+                                                    "cosine", "cbrt-cosine", "deskew-cosine", "distill", "average"],
                     help="which rows to run")
     args = ap.parse_args()
     if args.smoke:
@@ -97,7 +130,9 @@ def main():
                   ("raw pixels, Adam + augmentation", "augment", "none", "augment"),
                   ("raw pixels, Adam + cosine", "cosine", "none", "cosine"),
                   ("cbrt, Adam + cosine", "cosine", "cbrt", "cbrt-cosine"),
-                  ("deskew, Adam + cosine", "cosine", "deskew", "deskew-cosine")]
+                  ("deskew, Adam + cosine", "cosine", "deskew", "deskew-cosine"),
+                  ("raw pixels, Adam + distillation", "distill", "none", "distill"),
+                  ("raw pixels, Adam + weight averaging", "average", "none", "average")]
         for label, kind, transform, key in levers:
             if key not in args.levers:
                 continue
@@ -117,6 +152,22 @@ def main():
                 print(f"{label}: chosen on validation: {chosen_e} epochs, lr {chosen_lr:g} "
                       f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
                 refit_accs, refit_secs = [], []
+            if kind == "distill":  # (temperature, alpha) on the first seed's validation split
+                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
+                teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
+                grid = DISTILL_GRID[:1] if args.smoke else DISTILL_GRID
+                scores = [(run_distilled(train, val, None, args.epochs, args.seeds[0], teacher, x, *g)[1], i)
+                          for i, g in enumerate(grid)]
+                chosen_t, chosen_a = grid[max(scores)[1]]
+                print(f"{label}: chosen on validation: T {chosen_t}, alpha {chosen_a} "
+                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+            if kind == "average":
+                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
+                grid = [1] if args.smoke else AVERAGE_GRID
+                scores = [(run_averaged(train, val, None, args.epochs, args.seeds[0], a)[1], i) for i, a in enumerate(grid)]
+                chosen_avg = grid[max(scores)[1]]
+                print(f"{label}: chosen on validation: average from epoch {chosen_avg} "
+                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
             for seed in args.seeds:
                 train, val = split(full, 2_000 if args.smoke else 10_000, seed)
                 t0 = time.perf_counter()
@@ -126,6 +177,13 @@ def main():
                 elif kind == "augment":
                     acc, v = run_augmented(train, val, test, args.epochs, seed, chosen)
                     notes.append(", ".join(f"{k} {v}" for k, v in chosen.items()))
+                elif kind == "distill":  # each seed trains its own teacher on its own split
+                    teacher, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
+                    acc, v = run_distilled(train, val, test, args.epochs, seed, teacher, x, chosen_t, chosen_a)
+                    notes.append(f"teacher CNN {1 if args.smoke else 2} epochs, T {chosen_t}, alpha {chosen_a}")
+                elif kind == "average":
+                    acc, v = run_averaged(train, val, test, args.epochs, seed, chosen_avg)
+                    notes.append(f"{args.epochs} epochs, averaged from epoch {chosen_avg}")
                 elif kind == "cosine":
                     acc, v = run_cosine(train, val, test, transform, chosen_e, chosen_lr, seed)
                     notes.append(f"{chosen_e} epochs, lr {chosen_lr:g}")

@@ -127,6 +127,8 @@ def test_help_shows_every_default(run_cli):
     (["train", "--data-dir", "BAD", "--no-download"], "train-images-idx3-ubyte.gz: truncated"),
     (["train", "--device", "cuda"], "no CUDA device"),
     (["train", "--engine", "native", "--optimizer", "sgd"], "--engine native cannot run here: it runs Adam and AdamW only"),
+    (["train", "--distill-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be between 0 and 1, got 2.0"),
+    (["train", "--epochs", "3", "--average-from", "4"], "--average-from 4 is after the run's last epoch (3)"),
     (["evaluate", "MISSING.pt"], "no such checkpoint"),
     (["predict", "MISSING.pt", "--index", "0"], "no such checkpoint"),
 ])

@@ -233,3 +233,45 @@ def test_cosine_schedule_same_weights_in_every_engine(mnist_train, engine):
         fit(m, sub, None, epochs=3, lr=3e-3, seed=2, engine=eng, lr_schedule="cosine", log=None)
         out.append(m.linear.weight.detach().clone())
     torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=1e-5)
+
+
+def test_soft_targets_equal_autograd_soft_cross_entropy(mnist_train):
+    """Distillation's loss: cross-entropy against soft targets, same weights as autograd."""
+    sub = mnist_train.subset(slice(0, 3000))
+    x, y = sub.features(), sub.labels
+    g = torch.Generator().manual_seed(0)
+    soft = 0.5 * F.one_hot(y, 10).float() + 0.5 * torch.softmax(torch.randn(len(y), 10, generator=g), 1)
+    torch.manual_seed(1)
+    ref, ours = MnistModel(), MnistModel()
+    ours.load_state_dict(ref.state_dict())
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    for epoch in (1, 2):
+        perm = torch.randperm(len(y), generator=epoch_generator(5, epoch))
+        for i in range(0, len(y), 128):
+            idx = perm[i:i + 128]
+            loss = -(soft[idx] * F.log_softmax(ref(x[idx]), 1)).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    h = fit(ours, sub, None, epochs=2, seed=5, soft_targets=soft, log=None)
+    assert h.engine == "torchscript"  # auto: the native kernel reads hard labels only
+    torch.testing.assert_close(ours.linear.weight, ref.linear.weight, atol=2e-5, rtol=1e-4)
+    with pytest.raises(ConfigError, match="soft_targets must have shape"):
+        fit(MnistModel(), sub, None, epochs=1, soft_targets=soft[:10], log=None)
+
+
+@pytest.mark.parametrize("engine", [pytest.param("native", marks=needs_native), "python"])
+def test_weight_averaging_is_the_mean_of_epoch_end_weights(mnist_train, engine):
+    train, val = mnist_train.subset(slice(0, 3000)), mnist_train.subset(slice(3000, 4000))
+    seen = []
+    torch.manual_seed(0)
+    m = MnistModel()
+    lines = []
+    h = fit(m, train, val, epochs=4, seed=0, average_from=2, engine=engine, log=lines.append,
+            on_epoch=lambda e, row, o: seen.append(m.linear.weight.detach().clone()))
+    torch.testing.assert_close(m.linear.weight.detach(), torch.stack(seen[1:]).mean(0), atol=1e-7, rtol=1e-6)
+    assert h.average["from"] == 2 and h.average["to"] == 4 and h.average["epochs"] == 3
+    assert h.average["val_acc"] == pytest.approx(evaluate(m, val)["val_acc"])
+    assert lines[-1].startswith("Averaged weights of epochs 2-4, val_loss: ")
+    with pytest.raises(ConfigError, match=r"--average-from must be an epoch of this run \(1\.\.4\)"):
+        fit(MnistModel(), train, None, epochs=4, average_from=5, log=None)

@@ -124,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: random scaling by up to +-FRAC (0.1 = 10%%)")
     p.add_argument("--augment-elastic", type=_nonneg_float, default=0.0, metavar="PX",
                    help="augmentation: smooth elastic distortion of up to PX pixels")
+    p.add_argument("--average-from", type=_positive_int, default=None, metavar="EPOCH",
+                   help="weight averaging: the final model is the mean of the weights at the end of each "
+                        "epoch from EPOCH on (still one linear layer; off by default)")
+    p.add_argument("--distill-epochs", type=_nonneg_int, default=0, metavar="N",
+                   help="distillation: train a small CNN teacher for N epochs (0: off) and train the linear "
+                        "model on a mix of the true labels and the teacher's softened probabilities; the "
+                        "teacher is a training aid only and is not saved")
+    p.add_argument("--distill-temperature", type=_positive_float, default=2.0, metavar="T",
+                   help="softmax temperature of the teacher's probabilities")
+    p.add_argument("--distill-alpha", type=_nonneg_float, default=0.5, metavar="A",
+                   help="weight of the true labels in the targets (1 - A on the teacher's), between 0 and 1")
     p.add_argument("--solver", choices=["minibatch", "newton"], default="minibatch",
                    help="minibatch: the notebook's mini-batch training (--optimizer, --lr, ...); newton: "
                         "the exact optimum of mean cross-entropy + lam/2 ||W||^2 on the training split")
@@ -409,7 +420,8 @@ def cmd_train(args):
         cfg = {k: getattr(args, k) for k in (
             "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "lr_schedule", "batch_size", "optimizer",
             "momentum", "weight_decay", "seed", "val_size", "threads", "engine", "device", "checkpoint_every", "dry_run",
-            "solver", "lam", "tol", "max_iter", "transform",
+            "solver", "lam", "tol", "max_iter", "transform", "average_from",
+            "distill_epochs", "distill_temperature", "distill_alpha",
             "augment_shift", "augment_rotate", "augment_scale", "augment_elastic")}
         from .datasets import get_spec
         cfg["dataset"] = "kaggle-csv" if args.train_csv else get_spec(args.dataset).name
@@ -418,9 +430,18 @@ def cmd_train(args):
         if cfg["dry_run"]:
             cfg["epochs"] = 1
     device = _device(cfg["device"])
-    if cfg["solver"] == "minibatch":
+    if cfg["solver"] == "minibatch":  # settings that cannot run are refused before anything is read or written
         from .train import check_engine
         check_engine(cfg.get("engine", "auto"), cfg["optimizer"], device)
+        if cfg.get("distill_epochs"):
+            if not 0 <= cfg["distill_alpha"] <= 1:
+                raise ConfigError(f"--distill-alpha must be between 0 and 1, got {cfg['distill_alpha']}")
+            if cfg.get("engine") == "native":
+                raise ConfigError("--engine native cannot run here: it trains on hard labels only, "
+                                  "not on distillation's soft targets")
+        last_epoch = (resumed.epoch if resumed is not None else 0) + cfg["epochs"]
+        if cfg.get("average_from") and cfg["average_from"] > last_epoch:
+            raise ConfigError(f"--average-from {cfg['average_from']} is after the run's last epoch ({last_epoch})")
 
     # -- data (read and checked before anything is written) ----------------------------------
     train, val, test, classes = _load_training_data(cfg, log)
@@ -476,6 +497,7 @@ def cmd_train(args):
         write_checkpoint(epoch)
         last["written"] = epoch
 
+    distill_info = None
     if cfg.get("solver") == "newton":
         if resumed is not None:
             raise ConfigError("--resume continues mini-batch training; a newton run is already at its optimum")
@@ -500,8 +522,25 @@ def cmd_train(args):
         from .augment import Augment
         augment = Augment(shift=cfg.get("augment_shift", 0.0), rotate=cfg.get("augment_rotate", 0.0),
                           scale=cfg.get("augment_scale", 0.0), elastic=cfg.get("augment_elastic", 0.0))
+        soft = None
+        if cfg.get("distill_epochs"):
+            from .distill import soft_targets, train_teacher
+            log(f"distillation: training the teacher CNN for {cfg['distill_epochs']} epochs")
+            with torch.no_grad():
+                xt = train.features().to(device)
+            teacher = train_teacher(xt, train.labels.to(device), cfg["distill_epochs"], seed=cfg["seed"], log=log)
+            soft = soft_targets(teacher, xt, train.labels.to(device), cfg["distill_temperature"], cfg["distill_alpha"])
+            distill_info = {"teacher_epochs": cfg["distill_epochs"], "temperature": cfg["distill_temperature"],
+                            "alpha": cfg["distill_alpha"]}
+            if val is not None:
+                with torch.no_grad():
+                    distill_info["teacher_val_acc"] = float((teacher(val.features().to(device)).argmax(1)
+                                                             == val.labels.to(device)).float().mean())
+                log(f"teacher val_acc: {distill_info['teacher_val_acc']:.4f}")
+            del teacher, xt
         try:
             fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"], augment=augment,
+                soft_targets=soft, average_from=cfg.get("average_from"),
                 seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
                 start_epoch=start_epoch, history=history, on_epoch=on_epoch, engine=cfg.get("engine", "auto"),
                 lr_schedule=cfg.get("lr_schedule", "constant"),
@@ -530,6 +569,12 @@ def cmd_train(args):
         metrics["solver"] = solver_info
     elif history.engine:
         metrics["engine"] = history.engine  # which of --engine's kernels ran (auto picks one)
+    if distill_info is not None:
+        metrics["distillation"] = distill_info
+    if history.average is not None:  # the model is the average: its validation is the run's
+        metrics["weight_average"] = dict(history.average)
+        if "val_acc" in history.average:
+            metrics.update(val_loss=history.average["val_loss"], val_acc=history.average["val_acc"])
     if test is not None:
         r = evaluate(model, test)
         metrics.update(test_loss=r["val_loss"], test_acc=r["val_acc"])

@@ -44,6 +44,7 @@ class History:
 
     rows: list = field(default_factory=list)
     engine: str = ""  # the engine that ran the last fit (see fit's ``engine``)
+    average: dict | None = None  # weight averaging's span and validation (fit's ``average_from``)
 
     def __len__(self):
         return len(self.rows)
@@ -176,7 +177,7 @@ def check_engine(engine: str, optimizer: str, device: str = "cpu") -> None:
 _NO_COMPILER = "no C compiler was found to build it (or MNIST_LOGREG_NATIVE=0); see mnist_logreg/_native.py"
 
 
-def _pick_engine(engine: str, opt, W, y, x) -> str:
+def _pick_engine(engine: str, opt, W, y, x, soft: bool = False) -> str:
     """The engine that runs: the one asked for, or for "auto" the fastest that applies.
     Asking for one that cannot run here is an error, not a silent fallback."""
     adam = (isinstance(opt, Adam) and opt._kernel is not None and len(opt.params) == 2
@@ -189,7 +190,9 @@ def _pick_engine(engine: str, opt, W, y, x) -> str:
     else:
         if _compiled_chunk() is None:
             why_not["torchscript"] = "this torch has no TorchScript"
-        if W.device.type != "cpu" or W.dtype != torch.float32 or W.shape[0] != 10:
+        if soft:
+            why_not["native"] = "it trains on hard labels only, not on distillation's soft targets"
+        elif W.device.type != "cpu" or W.dtype != torch.float32 or W.shape[0] != 10:
             why_not["native"] = "it runs float32 models with 10 classes on the CPU only"
         elif x.dtype not in (torch.uint8, torch.float32) or not x.is_contiguous():
             why_not["native"] = "it reads uint8 or float32 images only"
@@ -276,7 +279,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         momentum: float = 0.9, seed: int = 0, threads: int | None = DEFAULT_THREADS,
         start_epoch: int = 0, history: History | None = None, on_epoch=None,
         progress: bool | None = None, engine: str = "auto", augment=None, lr_schedule: str = "constant",
-        log=print) -> History:
+        soft_targets=None, average_from: int | None = None, log=print) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
@@ -299,6 +302,14 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     lr_schedule : "constant" (the notebook's), or "cosine": epoch ``e`` of ``E = start_epoch +
         epochs`` runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``, from ``lr`` down to nearly 0 by
         the last epoch of this call (``lr`` is the optimizer's own when one is passed)
+    soft_targets : (n, 10) rows summing to 1, one per training image (distillation, see
+        :mod:`mnist_logreg.distill`): the loss becomes the cross-entropy against these instead of
+        the one-hot labels (``train_loss`` stays the cross-entropy against the true labels);
+        not with the native engine, which reads hard labels
+    average_from : weight averaging: from this epoch on, the weights at the end of each epoch
+        are averaged (uniformly, stochastic weight averaging) and the model ends as that
+        average, still one linear layer; the average is validated and logged, and kept in
+        ``history.average``. It spans the epochs of this call only
     augment : an :class:`~mnist_logreg.augment.Augment`: each epoch trains on a freshly
         distorted copy of the training images (seeded by ``(seed, epoch)``), before the
         model's transform; validation and test images are never augmented
@@ -341,7 +352,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         transform = getattr(model, "transform", "none")
         x, y, scale = _train_matrix(train, device, transform)
         # Adam/AdamW run a chunk of whole batches per call, in C or TorchScript
-        engine_used = _pick_engine(engine, opt, W, y, x)
+        engine_used = _pick_engine(engine, opt, W, y, x, soft=soft_targets is not None)
         xv_yv = native_eval = None
         if val is not None:  # validated every epoch: converted to float once (torch), or read as is (C)
             xv, yv, sv = _train_matrix(val, device, transform)
@@ -356,6 +367,15 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
             raise ConfigError(f"training labels must lie in 0..{W.shape[0] - 1}, "
                               f"found {int(y.min())}..{int(y.max())}")
         onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
+        if soft_targets is not None:
+            soft_targets = torch.as_tensor(soft_targets).to(device=device, dtype=W.dtype)
+            if soft_targets.shape != (n, W.shape[0]):
+                raise ConfigError(f"soft_targets must have shape ({n}, {W.shape[0]}), one row per training "
+                                  f"image, got {tuple(soft_targets.shape)}")
+        if average_from is not None and not 1 <= average_from <= start_epoch + epochs:
+            raise ConfigError(f"--average-from must be an epoch of this run (1..{start_epoch + epochs}), "
+                              f"got {average_from}")
+        averaged = {"count": 0, "W": torch.zeros_like(W), "b": torch.zeros_like(b)}
         W.grad = torch.zeros_like(W)
         b.grad = torch.zeros_like(b)
         step = opt.step
@@ -411,7 +431,10 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 x = apply_transform(transform, augment_images(base, augment, epoch_generator(seed + 7_919, epoch)))
                 scale = 1.0
             y_epoch = y[perm]
-            targets = onehot[y_epoch] if native is None else None  # the C kernel reads labels
+            if soft_targets is not None:
+                targets = soft_targets[perm]
+            else:
+                targets = onehot[y_epoch] if native is None else None  # the C kernel reads labels
             bar = _progress_bar(n, epoch, start_epoch + epochs) if show else None
             try:
                 if chunk is not None or native is not None:
@@ -455,6 +478,19 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                 if bar is not None:
                     bar.close()
             _end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
+            if average_from is not None and epoch >= average_from:
+                averaged["count"] += 1
+                averaged["W"] += (W - averaged["W"]) / averaged["count"]  # running mean: no large sums
+                averaged["b"] += (b - averaged["b"]) / averaged["count"]
+        if averaged["count"]:
+            W.copy_(averaged["W"])
+            b.copy_(averaged["b"])
+            first = max(average_from, start_epoch + 1)
+            history.average = {"from": first, "to": start_epoch + epochs, "epochs": averaged["count"]}
+            if val is not None:
+                history.average.update(native_eval() if native_eval is not None else _evaluate_matrix(model, *xv_yv))
+                log(f"Averaged weights of epochs {first}-{start_epoch + epochs}, "
+                    f"val_loss: {history.average['val_loss']:.4f}, val_acc: {history.average['val_acc']:.4f}")
         W.grad = None
         b.grad = None
         _set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
