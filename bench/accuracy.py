@@ -60,6 +60,9 @@ def run_cosine(train, val, test, transform, epochs, lr, seed):
 
 DISTILL_GRID = [(2.0, 0.5), (1.0, 0.5), (2.0, 0.0)]  # (temperature, alpha), chosen on validation
 AVERAGE_GRID = [6, 11, 16]  # first averaged epoch of 20, chosen on validation
+# combined: distillation + cosine (60 epochs, lr 1e-3); alpha 1 = true labels only, so
+# validation may also choose no distillation
+COMBO_GRID = [(1.0, 0.5), (2.0, 0.5), (1.0, 1.0)]
 
 
 def teacher_targets(train, seed, threads, epochs=2):
@@ -74,12 +77,13 @@ def teacher_targets(train, seed, threads, epochs=2):
         torch.set_num_threads(old)
 
 
-def run_distilled(train, val, test, epochs, seed, teacher, x, temperature, alpha):
+def run_distilled(train, val, test, epochs, seed, teacher, x, temperature, alpha, transform="none", cosine=False):
     from mnist_logreg.distill import soft_targets
-    soft = soft_targets(teacher, x, train.labels, temperature, alpha)
+    soft = soft_targets(teacher, x, train.labels, temperature, alpha) if alpha < 1 else None
     torch.manual_seed(seed)
-    m = MnistModel()
-    fit(m, train, None, epochs=epochs, seed=seed, soft_targets=soft, log=None)
+    m = MnistModel(transform=transform)
+    fit(m, train, None, epochs=epochs, seed=seed, soft_targets=soft, log=None,
+        lr_schedule="cosine" if cosine else "constant")
     return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
 
 
@@ -112,7 +116,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="1 seed, 1 epoch, 2 lams, 10k training images")
     ap.add_argument("--out", default=None, help="also write the table as markdown here")
     ap.add_argument("--levers", nargs="+", default=["adam", "newton", "deskew-adam", "deskew-newton", "augment",
-                                                    "cosine", "cbrt-cosine", "deskew-cosine", "distill", "average"],
+                                                    "cosine", "cbrt-cosine", "deskew-cosine", "distill", "average",
+                                                    "combo", "cbrt-combo"],
                     help="which rows to run")
     args = ap.parse_args()
     if args.smoke:
@@ -132,7 +137,9 @@ def main():
                   ("cbrt, Adam + cosine", "cosine", "cbrt", "cbrt-cosine"),
                   ("deskew, Adam + cosine", "cosine", "deskew", "deskew-cosine"),
                   ("raw pixels, Adam + distillation", "distill", "none", "distill"),
-                  ("raw pixels, Adam + weight averaging", "average", "none", "average")]
+                  ("raw pixels, Adam + weight averaging", "average", "none", "average"),
+                  ("raw pixels, distillation + cosine", "combo", "none", "combo"),
+                  ("cbrt, distillation + cosine", "combo", "cbrt", "cbrt-combo")]
         for label, kind, transform, key in levers:
             if key not in args.levers:
                 continue
@@ -161,6 +168,17 @@ def main():
                 chosen_t, chosen_a = grid[max(scores)[1]]
                 print(f"{label}: chosen on validation: T {chosen_t}, alpha {chosen_a} "
                       f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+            if kind == "combo":  # (temperature, alpha) with the cosine schedule, on validation
+                combo_epochs = 1 if args.smoke else 60
+                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
+                teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
+                grid = COMBO_GRID[:1] if args.smoke else COMBO_GRID
+                scores = [(run_distilled(train, val, None, combo_epochs, args.seeds[0], teacher, x, *g,
+                                         transform=transform, cosine=True)[1], i) for i, g in enumerate(grid)]
+                chosen_t, chosen_a = grid[max(scores)[1]]
+                print(f"{label}: chosen on validation: T {chosen_t}, alpha {chosen_a} "
+                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                refit_accs, refit_secs = [], []
             if kind == "average":
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 grid = [1] if args.smoke else AVERAGE_GRID
@@ -181,6 +199,16 @@ def main():
                     teacher, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
                     acc, v = run_distilled(train, val, test, args.epochs, seed, teacher, x, chosen_t, chosen_a)
                     notes.append(f"teacher CNN {1 if args.smoke else 2} epochs, T {chosen_t}, alpha {chosen_a}")
+                elif kind == "combo":  # on the seed's split, then refitted on train + validation
+                    teacher, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
+                    acc, v = run_distilled(train, val, test, combo_epochs, seed, teacher, x, chosen_t, chosen_a,
+                                           transform=transform, cosine=True)
+                    notes.append(f"{combo_epochs} epochs, lr 0.001, T {chosen_t}, alpha {chosen_a}")
+                    t1 = time.perf_counter()
+                    teacher, x = teacher_targets(full, seed, args.threads, 1 if args.smoke else 2)
+                    refit_accs.append(run_distilled(full, None, test, combo_epochs, seed, teacher, x, chosen_t,
+                                                    chosen_a, transform=transform, cosine=True)[0])
+                    refit_secs.append(time.perf_counter() - t1)
                 elif kind == "average":
                     acc, v = run_averaged(train, val, test, args.epochs, seed, chosen_avg)
                     notes.append(f"{args.epochs} epochs, averaged from epoch {chosen_avg}")
@@ -201,7 +229,7 @@ def main():
             rows.append((name, label, mean, std, statistics.mean(secs), ", ".join(sorted(set(notes)))))
             print(f"{name:14s} {label:30s} {mean:6.2f} +- {std:4.2f}  {statistics.mean(secs):7.1f}s  {rows[-1][5]}",
                   flush=True)
-            if kind == "cosine":
+            if kind in ("cosine", "combo"):
                 secs = [s - r for s, r in zip(secs, refit_secs)]  # the refit is timed on its own
                 rows[-1] = rows[-1][:4] + (statistics.mean(secs),) + rows[-1][5:]
                 m, sd = statistics.mean(refit_accs) * 100, (statistics.stdev(refit_accs) * 100 if len(refit_accs) > 1 else 0.0)

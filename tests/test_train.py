@@ -197,6 +197,18 @@ def test_engine_fallback_and_refusal(mnist_train, monkeypatch):
         fit(MnistModel(), sub, None, epochs=1, engine="fast", log=None)
 
 
+def test_mismatched_shapes_are_refused_before_the_kernel_reads_them(mnist_train):
+    sub = mnist_train.subset(slice(0, 300))
+    x, y = sub.features(), sub.labels
+    for engine in ("auto", "python"):
+        with pytest.raises(ConfigError, match="300 images, 400 labels"):
+            fit(MnistModel(), (x, torch.cat([y, y[:100]])), None, epochs=1, engine=engine, log=None)
+        with pytest.raises(ConfigError, match="training images have 783 features per image, the model expects 784"):
+            fit(MnistModel(), (x[:, :783].contiguous(), y), None, epochs=1, engine=engine, log=None)
+        with pytest.raises(ConfigError, match="validation images and labels differ in number: 300 and 299"):
+            fit(MnistModel(), (x, y), (x, y[:299]), epochs=1, engine=engine, log=None)
+
+
 def test_labels_out_of_range_are_refused_before_training(mnist_train):
     sub = mnist_train.subset(slice(0, 300))
     x, y = sub.features(), sub.labels.clone()

@@ -74,8 +74,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-def load():
-    """The loaded kernel library, or None when it cannot be built here (or is switched off)."""
+def load(log=None):
+    """The loaded kernel library, or None when it cannot be built here (or is switched off).
+    ``log`` hears one line when the library has to be compiled (the first run on a machine)."""
     if "lib" in _loaded:
         return _loaded["lib"]
     lib = None
@@ -87,6 +88,8 @@ def load():
                 key = hashlib.sha256(source + repr((cc, flags)).encode() + _cpu_signature().encode())
                 path = cache_dir() / f"kernel-{key.hexdigest()[:16]}.so"
                 try:
+                    if not path.exists() and log is not None:
+                        log(f"compiling the native training kernel once ({cc}, cached in {path.parent})")
                     if path.exists() or _compile(cc, flags, path):
                         lib = _bind(ctypes.CDLL(str(path)))
                         break

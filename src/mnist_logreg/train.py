@@ -207,7 +207,8 @@ def _pick_engine(engine: str, opt, W, y, x, soft: bool = False) -> str:
 
 def _native_lib():
     from . import _native
-    return _native.load()
+    # the one-time build is announced on stderr: stdout carries results (and doctests' output)
+    return _native.load(lambda msg: print(msg, file=sys.stderr, flush=True))
 
 
 def _native_evaluator(x, y, scale, W, b):
@@ -363,6 +364,14 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         n = len(y)
         if n == 0:
             raise ConfigError("the training set is empty")
+        if x.shape[0] != n or (val is not None and xv.shape[0] != len(yv)):
+            raise ConfigError(f"images and labels differ in number: {x.shape[0]} images, {n} labels"
+                              if x.shape[0] != n else
+                              f"validation images and labels differ in number: {xv.shape[0]} and {len(yv)}")
+        for what, m in (("training", x), ("validation", xv if val is not None else None)):
+            if m is not None and (m.dim() != 2 or m.shape[1] != W.shape[1]):
+                raise ConfigError(f"{what} images have {m.shape[1] if m.dim() == 2 else 'no'} features per "
+                                  f"image, the model expects {W.shape[1]} (28x28)")
         if int(y.min()) < 0 or int(y.max()) >= W.shape[0]:
             raise ConfigError(f"training labels must lie in 0..{W.shape[0] - 1}, "
                               f"found {int(y.min())}..{int(y.max())}")
