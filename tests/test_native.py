@@ -29,3 +29,43 @@ def test_no_compiler_or_switched_off_means_none(tmp_path, monkeypatch):
     monkeypatch.delenv("CC")
     monkeypatch.setenv("MNIST_LOGREG_NATIVE", "0")
     assert _native.load() is None
+
+
+ASAN_SCRIPT = r"""
+import torch
+from mnist_logreg import _native, MnistModel, fit, load_dataset
+_native.FLAG_SETS = (["-O1", "-g", "-march=native", "-fno-math-errno", "-fsanitize=address",
+                      "-fno-omit-frame-pointer"],)
+assert _native.load() is not None
+full = load_dataset("mnist", "train", None)
+for n, bs, transform in [(1001, 64, "none"), (333, 3, "none"), (77, 1, "none"), (513, 5, "deskew"), (130, 128, "none")]:
+    sub, val = full.subset(slice(0, n)), full.subset(slice(n, n + 101))
+    weights = []
+    for engine in ("native", "python"):
+        torch.manual_seed(0)
+        m = MnistModel(transform=transform)
+        fit(m, sub, val, epochs=1, batch_size=bs, seed=1, engine=engine, log=None)
+        weights.append(m.linear.weight.detach().clone())
+    assert torch.allclose(weights[0], weights[1], atol=1e-6, rtol=1e-5), (n, bs, transform)
+print("clean")
+"""
+
+
+def test_kernel_is_clean_under_address_sanitizer(tmp_path):
+    """Every read and write of the C kernel stays in bounds: odd batch sizes (1, 3, 5: the
+    one-image paths), short last batches, float features, validation; AddressSanitizer aborts
+    the process on the first stray access."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    cc = shutil.which("gcc")
+    libasan = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip() if cc else ""
+    if not libasan or not os.path.isabs(libasan):
+        pytest.skip("gcc's AddressSanitizer runtime is not installed")
+    env = dict(os.environ, LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0", CC=cc,
+               MNIST_LOGREG_CACHE=str(tmp_path / "asan"))
+    r = subprocess.run([sys.executable, "-c", ASAN_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("clean"), r.stderr[-3000:]
+    assert "AddressSanitizer" not in r.stderr
