@@ -69,3 +69,26 @@ def test_kernel_is_clean_under_address_sanitizer(tmp_path):
     r = subprocess.run([sys.executable, "-c", ASAN_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("clean"), r.stderr[-3000:]
     assert "AddressSanitizer" not in r.stderr
+
+
+def test_a_library_others_could_write_is_rebuilt_not_loaded(tmp_path, monkeypatch):
+    """Loading a library runs its code: a cached one that others could have replaced is
+    rebuilt first, and in a folder others can write nothing is loaded at all."""
+    import os
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MNIST_LOGREG_CACHE", str(cache))
+    monkeypatch.setattr(_native, "_loaded", {})
+    assert _native.load() is not None
+    built = next(cache.glob("kernel-*.so"))
+    assert built.stat().st_mode & 0o777 == 0o755
+    planted = tmp_path / "planted"
+    planted.write_bytes(b"planted")  # not a library: loading it would fail
+    planted.chmod(0o666)
+    os.replace(planted, built)  # a new file (the loaded library's pages stay mapped)
+    monkeypatch.setattr(_native, "_loaded", {})
+    assert _native.load() is not None and built.stat().st_mode & 0o777 == 0o755
+    assert built.read_bytes()[:4] == b"\x7fELF"  # rebuilt by us
+    cache.chmod(0o777)
+    monkeypatch.setattr(_native, "_loaded", {})
+    assert _native.load() is None

@@ -7,7 +7,8 @@ returns None and ``fit`` runs its TorchScript kernel instead (same maths, slower
 
 Cache: ``$MNIST_LOGREG_CACHE``, else ``$XDG_CACHE_HOME/mnist-logreg``, else
 ``~/.cache/mnist-logreg``; the file name hashes the source, the compiler command and the CPU,
-so an edited kernel or another machine never loads a stale build.
+so an edited kernel or another machine never loads a stale build. A cached library is loaded
+only when this user owns it and its folder, and nobody else can write either.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _cpu_signature() -> str:
 
 
 def _compile(cc: str, flags: list[str], out: Path) -> bool:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
@@ -52,6 +53,7 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
                            capture_output=True, timeout=120)
         if r.returncode != 0:
             return False
+        os.chmod(tmp, 0o755)  # whatever the umask: writable by this user only
         os.replace(tmp, out)  # atomic: a process racing us loads a whole library or none
         return True
     except (OSError, subprocess.SubprocessError):
@@ -59,6 +61,17 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _trusted(path: Path) -> bool:
+    """A cached library is loaded only if this user owns it and its folder, the library is
+    writable by nobody else and the folder by no other user: loading it runs its code, so
+    nobody else may have put it there."""
+    if not hasattr(os, "getuid"):  # no POSIX ownership to check (Windows)
+        return True
+    lib, folder = path.stat(), path.parent.stat()
+    return (lib.st_uid == folder.st_uid == os.getuid() and not lib.st_mode & 0o022
+            and not folder.st_mode & 0o002)
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -88,9 +101,13 @@ def load(log=None):
                 key = hashlib.sha256(source + repr((cc, flags)).encode() + _cpu_signature().encode())
                 path = cache_dir() / f"kernel-{key.hexdigest()[:16]}.so"
                 try:
-                    if not path.exists() and log is not None:
-                        log(f"compiling the native training kernel once ({cc}, cached in {path.parent})")
-                    if path.exists() or _compile(cc, flags, path):
+                    # a cached build someone else could have written is rebuilt, not loaded
+                    if not path.exists() or not _trusted(path):
+                        if log is not None:
+                            log(f"compiling the native training kernel once ({cc}, cached in {path.parent})")
+                        if not _compile(cc, flags, path):
+                            continue
+                    if _trusted(path):
                         lib = _bind(ctypes.CDLL(str(path)))
                         break
                 except OSError:  # unwritable cache, a library that does not load: next option
