@@ -214,8 +214,10 @@ def test_labels_out_of_range_are_refused_before_training(mnist_train):
     x, y = sub.features(), sub.labels.clone()
     y[7] = 10
     for engine in ("auto", "python"):
-        with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.9, found 0\.\.10"):
+        with pytest.raises(ConfigError, match=r"^training labels must lie in 0\.\.9, found 0\.\.10"):
             fit(MnistModel(), (x, y), None, epochs=1, engine=engine, log=None)
+        with pytest.raises(ConfigError, match=r"^validation labels must lie in 0\.\.9, found 0\.\.10"):
+            fit(MnistModel(), sub, (x, y), epochs=1, engine=engine, log=None)
 
 
 def test_cosine_schedule_sets_each_epochs_rate_and_restores_it(mnist_train):

@@ -372,9 +372,10 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
             if m is not None and (m.dim() != 2 or m.shape[1] != W.shape[1]):
                 raise ConfigError(f"{what} images have {m.shape[1] if m.dim() == 2 else 'no'} features per "
                                   f"image, the model expects {W.shape[1]} (28x28)")
-        if int(y.min()) < 0 or int(y.max()) >= W.shape[0]:
-            raise ConfigError(f"training labels must lie in 0..{W.shape[0] - 1}, "
-                              f"found {int(y.min())}..{int(y.max())}")
+        for what, labels in (("training", y), ("validation", yv if val is not None else y)):
+            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= W.shape[0]):
+                raise ConfigError(f"{what} labels must lie in 0..{W.shape[0] - 1}, "
+                                  f"found {int(labels.min())}..{int(labels.max())}")
         onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
         if soft_targets is not None:
             soft_targets = torch.as_tensor(soft_targets).to(device=device, dtype=W.dtype)
@@ -389,12 +390,13 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         b.grad = torch.zeros_like(b)
         step = opt.step
 
+        def evaluate_val():
+            return native_eval() if native_eval is not None else _evaluate_matrix(model, *xv_yv)
+
         def validate(epoch, train_loss, seconds):
             row = {"epoch": epoch, "train_loss": train_loss}
-            if native_eval is not None:
-                row.update(native_eval())
-            elif xv_yv is not None:
-                row.update(_evaluate_matrix(model, *xv_yv))
+            if val is not None:
+                row.update(evaluate_val())
             row["seconds"] = seconds
             history.rows.append(row)
             if epoch > start_epoch and on_epoch is not None:
@@ -497,7 +499,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
             first = max(average_from, start_epoch + 1)
             history.average = {"from": first, "to": start_epoch + epochs, "epochs": averaged["count"]}
             if val is not None:
-                history.average.update(native_eval() if native_eval is not None else _evaluate_matrix(model, *xv_yv))
+                history.average.update(evaluate_val())
                 log(f"Averaged weights of epochs {first}-{start_epoch + epochs}, "
                     f"val_loss: {history.average['val_loss']:.4f}, val_acc: {history.average['val_acc']:.4f}")
         W.grad = None
