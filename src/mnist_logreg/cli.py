@@ -432,13 +432,9 @@ def cmd_train(args):
     device = _device(cfg["device"])
     if cfg["solver"] == "minibatch":  # settings that cannot run are refused before anything is read or written
         from .train import check_engine
-        check_engine(cfg.get("engine", "auto"), cfg["optimizer"], device)
-        if cfg.get("distill_epochs"):
-            if not 0 <= cfg["distill_alpha"] <= 1:
-                raise ConfigError(f"--distill-alpha must be between 0 and 1, got {cfg['distill_alpha']}")
-            if cfg.get("engine") == "native":
-                raise ConfigError("--engine native cannot run here: it trains on hard labels only, "
-                                  "not on distillation's soft targets")
+        check_engine(cfg.get("engine", "auto"), cfg["optimizer"], device, soft=bool(cfg.get("distill_epochs")))
+        if cfg.get("distill_epochs") and not 0 <= cfg["distill_alpha"] <= 1:
+            raise ConfigError(f"--distill-alpha must be between 0 and 1, got {cfg['distill_alpha']}")
         last_epoch = (resumed.epoch if resumed is not None else 0) + cfg["epochs"]
         if cfg.get("average_from") and cfg["average_from"] > last_epoch:
             raise ConfigError(f"--average-from {cfg['average_from']} is after the run's last epoch ({last_epoch})")

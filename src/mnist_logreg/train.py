@@ -156,48 +156,51 @@ def _set_lr(opt, lr: float) -> None:
             group["lr"] = lr
 
 
-def check_engine(engine: str, optimizer: str, device: str = "cpu") -> None:
+def _engine_obstacles(adam: bool, cpu_float32: bool, soft: bool, images_ok: bool = True,
+                      build: bool = True) -> dict:
+    """Why each compiled engine cannot run (engine -> reason); the engines missing can.
+    ``build=False`` skips building the C kernel to see whether a compiler exists."""
+    why_not = {}
+    if not adam:
+        return {"torchscript": "it runs Adam and AdamW only", "native": "it runs Adam and AdamW only"}
+    if _compiled_chunk() is None:
+        why_not["torchscript"] = "this torch has no TorchScript"
+    if soft:
+        why_not["native"] = "it trains on hard labels only, not on distillation's soft targets"
+    elif not cpu_float32:
+        why_not["native"] = "it runs float32 models with 10 classes on the CPU only"
+    elif not images_ok:
+        why_not["native"] = "it reads uint8 or float32 images only"
+    elif build and _native_lib() is None:
+        why_not["native"] = ("no C compiler was found to build it (or MNIST_LOGREG_NATIVE=0); "
+                             "see mnist_logreg/_native.py")
+    return why_not
+
+
+def check_engine(engine: str, optimizer: str, device: str = "cpu", soft: bool = False) -> None:
     """Raise ConfigError up front (before data is read or a run folder is made) when the
-    engine asked for cannot run an ``optimizer`` on ``device``; "auto" always can."""
+    engine asked for cannot run an ``optimizer`` on ``device`` (with ``soft`` targets:
+    distillation); "auto" always can."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    why = None
-    if engine in ("native", "torchscript") and optimizer not in ("adam", "adamw"):
-        why = "it runs Adam and AdamW only"
-    elif engine == "torchscript" and _compiled_chunk() is None:
-        why = "this torch has no TorchScript"
-    elif engine == "native" and str(device) != "cpu":
-        why = "it runs float32 models with 10 classes on the CPU only"
-    elif engine == "native" and _native_lib() is None:
-        why = _NO_COMPILER
-    if why:
-        raise ConfigError(f"--engine {engine} cannot run here: {why}")
-
-
-_NO_COMPILER = "no C compiler was found to build it (or MNIST_LOGREG_NATIVE=0); see mnist_logreg/_native.py"
+    if engine in ("auto", "python"):
+        return
+    why_not = _engine_obstacles(optimizer in ("adam", "adamw"), str(device) == "cpu", soft,
+                                build=engine == "native")
+    if engine in why_not:
+        raise ConfigError(f"--engine {engine} cannot run here: {why_not[engine]}")
 
 
 def _pick_engine(engine: str, opt, W, y, x, soft: bool = False) -> str:
     """The engine that runs: the one asked for, or for "auto" the fastest that applies.
     Asking for one that cannot run here is an error, not a silent fallback."""
-    adam = (isinstance(opt, Adam) and opt._kernel is not None and len(opt.params) == 2
-            and opt.params[0] is W and opt.params[1].shape == (W.shape[0],))
     if engine == "python":
         return engine
-    why_not = {}
-    if not adam:
-        why_not["torchscript"] = why_not["native"] = "it runs Adam and AdamW only"
-    else:
-        if _compiled_chunk() is None:
-            why_not["torchscript"] = "this torch has no TorchScript"
-        if soft:
-            why_not["native"] = "it trains on hard labels only, not on distillation's soft targets"
-        elif W.device.type != "cpu" or W.dtype != torch.float32 or W.shape[0] != 10:
-            why_not["native"] = "it runs float32 models with 10 classes on the CPU only"
-        elif x.dtype not in (torch.uint8, torch.float32) or not x.is_contiguous():
-            why_not["native"] = "it reads uint8 or float32 images only"
-        elif _native_lib() is None:
-            why_not["native"] = _NO_COMPILER
+    adam = (isinstance(opt, Adam) and opt._kernel is not None and len(opt.params) == 2
+            and opt.params[0] is W and opt.params[1].shape == (W.shape[0],))
+    why_not = _engine_obstacles(
+        adam, W.device.type == "cpu" and W.dtype == torch.float32 and W.shape[0] == 10, soft,
+        images_ok=x.dtype in (torch.uint8, torch.float32) and x.is_contiguous())
     if engine == "auto":
         return next((e for e in ("native", "torchscript") if e not in why_not), "python")
     if engine in why_not:
