@@ -8,8 +8,10 @@ the exact L2-regularised optimum (--solver newton, lam chosen on validation), au
 (--augment-*, the setting chosen on validation), a cosine learning-rate schedule over longer
 training (--lr-schedule cosine, epochs and lr chosen on validation), the final refit on
 train+validation (--val-size 0) with the settings chosen on validation, distillation from a
-small CNN teacher (--distill-*, temperature and label weight chosen on validation) and weight
-averaging (--average-from, the first averaged epoch chosen on validation).
+small CNN teacher (--distill-*, temperature and label weight chosen on validation), weight
+averaging (--average-from, the first averaged epoch chosen on validation) and robust losses
+(--loss-cap, --loss-q: a cap on each image's cross-entropy and the generalised cross-entropy,
+with the cosine schedule; cap, q and lr chosen on validation, plain cross-entropy included).
 
     python bench/accuracy.py [--data-dir DIR] [--seeds 0 1 2] [--out bench/accuracy.md]
     python bench/accuracy.py --smoke        # 1 seed, 1 epoch, tiny grid: what the tests run
@@ -49,13 +51,27 @@ def run_augmented(train, val, test, epochs, seed, choose_seed_val=None):
 COSINE_GRID = [(30, 1e-3), (60, 1e-3), (60, 2e-3)]  # (epochs, lr), chosen on validation
 
 
-def run_cosine(train, val, test, transform, epochs, lr, seed):
+def run_cosine(train, val, test, transform, epochs, lr, seed, loss_cap=None, loss_q=0.0):
     """(test accuracy, validation accuracy) of Adam with the cosine schedule; either set may
     be None (the refit on train + validation has no validation split)."""
     torch.manual_seed(seed)
     m = MnistModel(transform=transform)
-    fit(m, train, None, epochs=epochs, lr=lr, seed=seed, lr_schedule="cosine", log=None)
+    fit(m, train, None, epochs=epochs, lr=lr, seed=seed, lr_schedule="cosine", log=None,
+        loss_cap=loss_cap, loss_q=loss_q)
     return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+
+
+# robust losses with the cosine schedule, 60 epochs: (loss cap, q, lr), chosen on validation;
+# (None, 0) is the plain cross-entropy, so validation may also choose no robust loss
+ROBUST_GRID = [(cap, q, lr) for lr in (1e-3, 2e-3)
+               for cap, q in ((None, 0.0), (4.0, 0.0), (5.0, 0.0), (6.0, 0.0), (None, 0.3), (None, 0.5),
+                              (None, 0.7), (5.0, 0.5))]
+
+
+def robust_note(cap, q, lr):
+    loss = ("cross-entropy" if cap is None and not q else
+            " + ".join(([f"q {q:g}"] if q else []) + ([f"cap {cap:g}"] if cap is not None else [])))
+    return f"60 epochs, lr {lr:g}, {loss}"
 
 
 DISTILL_GRID = [(2.0, 0.5), (1.0, 0.5), (2.0, 0.0)]  # (temperature, alpha), chosen on validation
@@ -117,7 +133,8 @@ def main():
     ap.add_argument("--out", default=None, help="also write the table as markdown here")
     ap.add_argument("--levers", nargs="+", default=["adam", "newton", "deskew-adam", "deskew-newton", "augment",
                                                     "cosine", "cbrt-cosine", "deskew-cosine", "distill", "average",
-                                                    "combo", "cbrt-combo"],
+                                                    "combo", "cbrt-combo", "robust", "cbrt-robust",
+                                                    "deskew-robust"],
                     help="which rows to run")
     args = ap.parse_args()
     if args.smoke:
@@ -139,7 +156,10 @@ def main():
                   ("raw pixels, Adam + distillation", "distill", "none", "distill"),
                   ("raw pixels, Adam + weight averaging", "average", "none", "average"),
                   ("raw pixels, distillation + cosine", "combo", "none", "combo"),
-                  ("cbrt, distillation + cosine", "combo", "cbrt", "cbrt-combo")]
+                  ("cbrt, distillation + cosine", "combo", "cbrt", "cbrt-combo"),
+                  ("raw pixels, robust loss + cosine", "robust", "none", "robust"),
+                  ("cbrt, robust loss + cosine", "robust", "cbrt", "cbrt-robust"),
+                  ("deskew, robust loss + cosine", "robust", "deskew", "deskew-robust")]
         for label, kind, transform, key in levers:
             if key not in args.levers:
                 continue
@@ -157,6 +177,16 @@ def main():
                           for i, (e, lr) in enumerate(grid)]
                 chosen_e, chosen_lr = grid[max(scores)[1]]
                 print(f"{label}: chosen on validation: {chosen_e} epochs, lr {chosen_lr:g} "
+                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                refit_accs, refit_secs = [], []
+            if kind == "robust":  # (loss cap, q, lr) with the cosine schedule, on validation
+                robust_epochs = 1 if args.smoke else 60
+                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
+                grid = ROBUST_GRID[1:2] if args.smoke else ROBUST_GRID
+                scores = [(run_cosine(train, val, None, transform, robust_epochs, lr, args.seeds[0], cap, q)[1], i)
+                          for i, (cap, q, lr) in enumerate(grid)]
+                chosen_robust = grid[max(scores)[1]]
+                print(f"{label}: chosen on validation: {robust_note(*chosen_robust)} "
                       f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
                 refit_accs, refit_secs = [], []
             if kind == "distill":  # (temperature, alpha) on the first seed's validation split
@@ -219,6 +249,13 @@ def main():
                     t1 = time.perf_counter()
                     refit_accs.append(run_cosine(full, None, test, transform, chosen_e, chosen_lr, seed)[0])
                     refit_secs.append(time.perf_counter() - t1)
+                elif kind == "robust":
+                    cap, q, lr = chosen_robust
+                    acc, v = run_cosine(train, val, test, transform, robust_epochs, lr, seed, cap, q)
+                    notes.append(robust_note(cap, q, lr).replace("60 epochs", f"{robust_epochs} epochs"))
+                    t1 = time.perf_counter()
+                    refit_accs.append(run_cosine(full, None, test, transform, robust_epochs, lr, seed, cap, q)[0])
+                    refit_secs.append(time.perf_counter() - t1)
                 else:
                     acc, v, lam = run_newton(train, val, test, transform, args.lams, seed, args.threads)
                     notes.append(f"lam {lam:g}")
@@ -229,7 +266,7 @@ def main():
             rows.append((name, label, mean, std, statistics.mean(secs), ", ".join(sorted(set(notes)))))
             print(f"{name:14s} {label:30s} {mean:6.2f} +- {std:4.2f}  {statistics.mean(secs):7.1f}s  {rows[-1][5]}",
                   flush=True)
-            if kind in ("cosine", "combo"):
+            if kind in ("cosine", "combo", "robust"):
                 secs = [s - r for s, r in zip(secs, refit_secs)]  # the refit is timed on its own
                 rows[-1] = rows[-1][:4] + (statistics.mean(secs),) + rows[-1][5:]
                 m, sd = statistics.mean(refit_accs) * 100, (statistics.stdev(refit_accs) * 100 if len(refit_accs) > 1 else 0.0)

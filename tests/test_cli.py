@@ -41,6 +41,20 @@ def test_train_writes_the_run_folder(tmp_path, run_cli, data_dir):
             assert im.size[0] > 200 and len(np.unique(np.asarray(im.convert("L")))) > 10
 
 
+def test_robust_loss_options_reach_the_training_and_the_config(tmp_path, run_cli):
+    runs = tmp_path / "runs"
+    for name, extra in (("plain", ()), ("robust", ("--loss-cap", "5", "--loss-q", "0.5"))):
+        code, _, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", runs, "--name", name, *extra)
+        assert code == 0, err
+    plain, robust = (torch.load(runs / n / "checkpoint.pt", weights_only=True) for n in ("plain", "robust"))
+    assert plain["config"]["loss_cap"] is None and plain["config"]["loss_q"] == 0.0
+    assert robust["config"]["loss_cap"] == 5.0 and robust["config"]["loss_q"] == 0.5
+    assert not torch.equal(plain["model"]["linear.weight"], robust["model"]["linear.weight"])
+    code, _, err = run_cli("train", "--resume", runs / "robust", "--epochs", "1", "--no-report")
+    assert code == 0, err
+    assert torch.load(runs / "robust" / "checkpoint.pt", weights_only=True)["config"]["loss_q"] == 0.5
+
+
 def test_resume_continues_epochs_and_history(tmp_path, run_cli):
     run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path / "runs", "--name", "a")
     code, out, err = run_cli("train", "--resume", tmp_path / "runs" / "a", "--epochs", "2", "--no-report")
@@ -113,7 +127,8 @@ def test_train_on_kaggle_csv(tmp_path, run_cli, mnist_train):
 def test_help_shows_every_default(run_cli):
     code, out, _ = run_cli("train", "--help")
     assert code == 0
-    for text in ("(default: 20)", "(default: 0.001)", "(default: 128)", "(default: adam)", "(default: 10000)"):
+    for text in ("(default: 20)", "(default: 0.001)", "(default: 128)", "(default: adam)", "(default: 10000)",
+                 "shuffling (default: 0)", "(L2) (default: 0.0)"):
         assert text in " ".join(out.split())
 
 
@@ -129,6 +144,10 @@ def test_help_shows_every_default(run_cli):
     (["train", "--engine", "native", "--optimizer", "sgd"], "--engine native cannot run here: it runs Adam and AdamW only"),
     (["train", "--distill-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be between 0 and 1, got 2.0"),
     (["train", "--epochs", "3", "--average-from", "4"], "--average-from 4 is after the run's last epoch (3)"),
+    (["train", "--loss-q", "1.5"], "--loss-q must be between 0 and 1, got 1.5"),
+    (["train", "--loss-cap", "0"], "must be a positive number"),
+    (["train", "--loss-q", "0.5", "--distill-epochs", "1"], "--loss-q works with hard labels only"),
+    (["train", "--solver", "newton", "--loss-cap", "5"], "--loss-cap and --loss-q apply to --solver minibatch"),
     (["evaluate", "MISSING.pt"], "no such checkpoint"),
     (["predict", "MISSING.pt", "--index", "0"], "no such checkpoint"),
 ])

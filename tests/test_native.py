@@ -38,13 +38,14 @@ _native.FLAG_SETS = (["-O1", "-g", "-march=native", "-fno-math-errno", "-fsaniti
                       "-fno-omit-frame-pointer"],)
 assert _native.load() is not None
 full = load_dataset("mnist", "train", None)
-for n, bs, transform in [(1001, 64, "none"), (333, 3, "none"), (77, 1, "none"), (513, 5, "deskew"), (130, 128, "none")]:
+for n, bs, transform, cap, q in [(1001, 64, "none", None, 0.0), (333, 3, "none", 2.3, 0.5), (77, 1, "none", None, 0.0),
+                                 (513, 5, "deskew", 2.3, 0.0), (130, 128, "none", None, 0.7)]:
     sub, val = full.subset(slice(0, n)), full.subset(slice(n, n + 101))
     weights = []
     for engine in ("native", "python"):
         torch.manual_seed(0)
         m = MnistModel(transform=transform)
-        fit(m, sub, val, epochs=1, batch_size=bs, seed=1, engine=engine, log=None)
+        fit(m, sub, val, epochs=1, batch_size=bs, seed=1, engine=engine, loss_cap=cap, loss_q=q, log=None)
         weights.append(m.linear.weight.detach().clone())
     assert torch.allclose(weights[0], weights[1], atol=1e-6, rtol=1e-5), (n, bs, transform)
 print("clean")
@@ -53,7 +54,8 @@ print("clean")
 
 def test_kernel_is_clean_under_address_sanitizer(tmp_path):
     """Every read and write of the C kernel stays in bounds: odd batch sizes (1, 3, 5: the
-    one-image paths), short last batches, float features, validation; AddressSanitizer aborts
+    one-image paths), short last batches, float features, validation, the robust losses'
+    paths; AddressSanitizer aborts
     the process on the first stray access."""
     import os
     import shutil

@@ -36,8 +36,10 @@ def test_loss_and_gradient_match_autograd_and_numpy(mnist_train):
     np.testing.assert_allclose(m.linear.bias.grad.numpy(), gb, rtol=1e-10, atol=1e-14)
 
 
-def _autograd_reference(model, x, y, epochs, lr, batch_size, seed, opt_name="adam"):
-    """The notebook's loop: autograd + a stock torch.optim optimizer, same batch order."""
+def _autograd_reference(model, x, y, epochs, lr, batch_size, seed, opt_name="adam", loss=None):
+    """The notebook's loop: autograd + a stock torch.optim optimizer, same batch order.
+    ``loss(logits, idx)`` replaces the cross-entropy against ``y[idx]`` where given."""
+    loss = loss or (lambda logits, idx: F.cross_entropy(logits, y[idx]))
     opt = {"adam": lambda p: torch.optim.Adam(p, lr=lr),
            "adamw": lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=0.01),
            "sgd": lambda p: torch.optim.SGD(p, lr=lr, momentum=0.9)}[opt_name](model.parameters())
@@ -45,9 +47,8 @@ def _autograd_reference(model, x, y, epochs, lr, batch_size, seed, opt_name="ada
         perm = torch.randperm(len(y), generator=epoch_generator(seed, epoch))
         for i in range(0, len(y), batch_size):
             idx = perm[i:i + batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
-            loss.backward()
+            loss(model(x[idx]), idx).backward()
             opt.step()
 
 
@@ -258,15 +259,8 @@ def test_soft_targets_equal_autograd_soft_cross_entropy(mnist_train):
     torch.manual_seed(1)
     ref, ours = MnistModel(), MnistModel()
     ours.load_state_dict(ref.state_dict())
-    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
-    for epoch in (1, 2):
-        perm = torch.randperm(len(y), generator=epoch_generator(5, epoch))
-        for i in range(0, len(y), 128):
-            idx = perm[i:i + 128]
-            loss = -(soft[idx] * F.log_softmax(ref(x[idx]), 1)).sum(1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    _autograd_reference(ref, x, y, epochs=2, lr=1e-3, batch_size=128, seed=5,
+                        loss=lambda logits, idx: -(soft[idx] * F.log_softmax(logits, 1)).sum(1).mean())
     h = fit(ours, sub, None, epochs=2, seed=5, soft_targets=soft, log=None)
     assert h.engine == "torchscript"  # auto: the native kernel reads hard labels only
     torch.testing.assert_close(ours.linear.weight, ref.linear.weight, atol=2e-5, rtol=1e-4)
@@ -289,3 +283,50 @@ def test_weight_averaging_is_the_mean_of_epoch_end_weights(mnist_train, engine):
     assert lines[-1].startswith("Averaged weights of epochs 2-4, val_loss: ")
     with pytest.raises(ConfigError, match=r"--average-from must be an epoch of this run \(1\.\.4\)"):
         fit(MnistModel(), train, None, epochs=4, average_from=5, log=None)
+
+
+@pytest.mark.parametrize("engine,soft,q", [
+    pytest.param("native", False, 0.0, marks=needs_native), pytest.param("native", False, 0.5, marks=needs_native),
+    ("torchscript", False, 0.0), ("torchscript", False, 0.5), ("python", False, 0.0), ("python", False, 0.5),
+    ("torchscript", True, 0.0), ("python", True, 0.0)])
+def test_robust_losses_equal_autograd(mnist_train, engine, soft, q):
+    """--loss-cap and --loss-q: every engine minimises the mean of the generalised cross-entropy
+    (1 - exp(-q CE_i)) / q (CE_i itself for q = 0) with CE_i capped, as autograd does."""
+    sub = mnist_train.subset(slice(0, 3000))
+    x, y = sub.features(), sub.labels
+    targets = F.one_hot(y, 10).float()
+    if soft:
+        g = torch.Generator().manual_seed(0)
+        targets = 0.7 * targets + 0.3 * torch.softmax(torch.randn(len(y), 10, generator=g), 1)
+    torch.manual_seed(1)
+    start = MnistModel()
+    fit(start, sub, None, epochs=3, lr=1e-2, seed=3, log=None)  # past the flat start: CE ~2.3 > cap
+    cap = 2.5 if soft else 1.0  # soft targets: the loss cannot fall below their entropy (~1.3-2)
+    with torch.no_grad():
+        per_image = -(targets * F.log_softmax(start(x), 1)).sum(1)
+    assert 0.05 < (per_image > cap).float().mean() < 0.5  # the cap binds on some images, not all
+    ref, ours, plain = MnistModel(), MnistModel(), MnistModel()
+    for m in (ref, ours, plain):
+        m.load_state_dict(start.state_dict())
+
+    def robust_loss(logits, idx):
+        ce = (-(targets[idx] * F.log_softmax(logits, 1)).sum(1)).clamp(max=cap)
+        return ((1 - torch.exp(-q * ce)) / q if q else ce).mean()
+    _autograd_reference(ref, x, y, epochs=2, lr=1e-3, batch_size=128, seed=5, loss=robust_loss)
+    kw = dict(epochs=2, seed=5, engine=engine, log=None, soft_targets=targets if soft else None)
+    h = fit(ours, sub, None, loss_cap=cap, loss_q=q, **kw)
+    fit(plain, sub, None, **kw)
+    assert h.engine == engine
+    torch.testing.assert_close(ours.linear.weight, ref.linear.weight, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.linear.bias, ref.linear.bias, atol=2e-5, rtol=1e-4)
+    assert (ours.linear.weight - plain.linear.weight).abs().max() > 1e-3  # the loss changed the result
+
+
+def test_robust_loss_settings_are_checked(mnist_train):
+    sub = mnist_train.subset(slice(0, 300))
+    with pytest.raises(ConfigError, match="--loss-cap must be a positive number of nats, got 0"):
+        fit(MnistModel(), sub, None, epochs=1, loss_cap=0, log=None)
+    with pytest.raises(ConfigError, match="--loss-q must be between 0 and 1, got 1.5"):
+        fit(MnistModel(), sub, None, epochs=1, loss_q=1.5, log=None)
+    with pytest.raises(ConfigError, match="--loss-q works with hard labels only"):
+        fit(MnistModel(), sub, None, epochs=1, loss_q=0.5, soft_targets=torch.full((300, 10), 0.1), log=None)

@@ -162,8 +162,11 @@ INLINE void forward(const void *const *rows, int64_t bs, int64_t d, int u8, floa
     }
 }
 
-/* In place: z (bs x K logits) becomes g = softmax(z) - onehot(y); logp[i] = log p(y_i) */
-INLINE void softmax_grad(float *z, const int64_t *y, int64_t bs, float *logp) {
+/* In place: z (bs x K logits) becomes g = softmax(z) - onehot(y); logp[i] = log p(y_i).
+ * Robust losses weight an image's row: generalised cross-entropy (1 - p^q) / q has the gradient
+ * p(y_i)^q (softmax - onehot), q = 0 being the cross-entropy; a loss cap makes the loss flat,
+ * the row 0, where -logp[i] > cap (cap = INFINITY: no cap). */
+INLINE void softmax_grad(float *z, const int64_t *y, int64_t bs, float *logp, float cap, float q) {
     for (int64_t i = 0; i < bs; i++) {
         float m = z[i * K];
         for (int k = 1; k < K; k++) m = z[i * K + k] > m ? z[i * K + k] : m;
@@ -178,8 +181,16 @@ INLINE void softmax_grad(float *z, const int64_t *y, int64_t bs, float *logp) {
         for (int k = 0; k < K; k++) s += z[i * K + k];
         const float inv = 1.0f / s;
         logp[i] -= logf(s);  /* log p(true) = (z_t - m) - log(sum exp(z - m)) */
+        if (-logp[i] > cap) {
+            for (int k = 0; k < K; k++) z[i * K + k] = 0.0f;
+            continue;
+        }
         for (int k = 0; k < K; k++) z[i * K + k] *= inv;
         z[i * K + y[i]] -= 1.0f;
+        if (q != 0.0f) {
+            const float w = expf(q * logp[i]);
+            for (int k = 0; k < K; k++) z[i * K + k] *= w;
+        }
     }
 }
 
@@ -234,9 +245,10 @@ INLINE void backward(const float *xs, int64_t bs, int64_t d, const float *g,
  * the compiler addresses W's rows with immediate offsets instead of spilling 10 pointers */
 INLINE void grad_step(const void *const *rows, int64_t bs, int64_t d, int u8, float scale,
                       const float *W, const float *b, const int64_t *y, float *z, float *xs,
-                      float *logp, float *gW, float *gb, const void *const *next, int64_t next_bs) {
+                      float *logp, float *gW, float *gb, const void *const *next, int64_t next_bs,
+                      float cap, float q) {
     forward(rows, bs, d, u8, scale, W, b, z, xs, next, next_bs);
-    softmax_grad(z, y, bs, logp);
+    softmax_grad(z, y, bs, logp, cap, q);
     backward(xs, bs, d, z, scale / (float)bs, 1.0f / (float)bs, gW, gb);
 }
 
@@ -268,7 +280,7 @@ int mlr_adam_chunk(const void *X, int x_u8, int64_t d, const int64_t *perm, cons
                    int64_t start, int64_t stop, int64_t batch, float scale,
                    float *W, float *b, float *gW, float *gb, float *z, const void **rows, float *xs,
                    float *logp, float *mW, float *vW, float *mb, float *vb, float *stepW, float *stepb,
-                   float lr, float b1, float b2, float eps, float wd, int decoupled) {
+                   float lr, float b1, float b2, float eps, float wd, int decoupled, float cap, float q) {
     const size_t row_bytes = (size_t)d * (x_u8 ? 1 : sizeof(float));
     const void **cur = rows, **next = rows + batch;
     for (int64_t r = 0; r < batch && start + r < stop; r++)
@@ -278,15 +290,15 @@ int mlr_adam_chunk(const void *X, int x_u8, int64_t d, const int64_t *perm, cons
         const int64_t nbs = stop - (i + bs) < batch ? stop - (i + bs) : batch;
         for (int64_t r = 0; r < nbs; r++)
             next[r] = (const char *)X + (size_t)perm[i + bs + r] * row_bytes;
-        /* forward, then the closed-form gradient of the mean cross-entropy */
+        /* forward, then the closed-form gradient of the mean loss */
         if (x_u8 && d == 784)
-            grad_step(cur, bs, 784, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs);
+            grad_step(cur, bs, 784, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
         else if (x_u8)
-            grad_step(cur, bs, d, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs);
+            grad_step(cur, bs, d, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
         else if (d == 784)
-            grad_step(cur, bs, 784, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs);
+            grad_step(cur, bs, 784, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
         else
-            grad_step(cur, bs, d, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs);
+            grad_step(cur, bs, d, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
         /* update: the step counters are torch's float32 state tensors */
         *stepW += 1.0f;
         *stepb += 1.0f;

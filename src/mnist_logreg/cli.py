@@ -26,7 +26,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     """Shows every real default; flags (default off) and "not set" (None) say so in their text."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        # identity, not ==: a default of 0 or 0.0 is a real default to show (0 == False)
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
 
@@ -124,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: random scaling by up to +-FRAC (0.1 = 10%%)")
     p.add_argument("--augment-elastic", type=_nonneg_float, default=0.0, metavar="PX",
                    help="augmentation: smooth elastic distortion of up to PX pixels")
+    p.add_argument("--loss-cap", type=_positive_float, default=None, metavar="NATS",
+                   help="robust loss: cap each image's cross-entropy at NATS (e.g. 5), so that images the "
+                        "linear model gets hopelessly wrong (p(true) < e^-NATS) stop pulling on the weights "
+                        "(default: no cap, the notebook's plain cross-entropy)")
+    p.add_argument("--loss-q", type=_nonneg_float, default=0.0, metavar="Q",
+                   help="robust loss: generalised cross-entropy (1 - p(true)^Q) / Q, between 0 and 1; each "
+                        "image's gradient is weighted by p(true)^Q (0: the cross-entropy; not with "
+                        "--distill-epochs)")
     p.add_argument("--average-from", type=_positive_int, default=None, metavar="EPOCH",
                    help="weight averaging: the final model is the mean of the weights at the end of each "
                         "epoch from EPOCH on (still one linear layer; off by default)")
@@ -420,7 +429,7 @@ def cmd_train(args):
         cfg = {k: getattr(args, k) for k in (
             "dataset", "data_dir", "no_download", "train_csv", "epochs", "lr", "lr_schedule", "batch_size", "optimizer",
             "momentum", "weight_decay", "seed", "val_size", "threads", "engine", "device", "checkpoint_every", "dry_run",
-            "solver", "lam", "tol", "max_iter", "transform", "average_from",
+            "solver", "lam", "tol", "max_iter", "transform", "average_from", "loss_cap", "loss_q",
             "distill_epochs", "distill_temperature", "distill_alpha",
             "augment_shift", "augment_rotate", "augment_scale", "augment_elastic")}
         from .datasets import get_spec
@@ -433,11 +442,18 @@ def cmd_train(args):
     if cfg["solver"] == "minibatch":  # settings that cannot run are refused before anything is read or written
         from .train import check_engine
         check_engine(cfg.get("engine", "auto"), cfg["optimizer"], device, soft=bool(cfg.get("distill_epochs")))
+        if not 0 <= cfg.get("loss_q", 0.0) <= 1:
+            raise ConfigError(f"--loss-q must be between 0 and 1, got {cfg['loss_q']}")
+        if cfg.get("loss_q") and cfg.get("distill_epochs"):
+            raise ConfigError("--loss-q works with hard labels only, not with --distill-epochs")
         if cfg.get("distill_epochs") and not 0 <= cfg["distill_alpha"] <= 1:
             raise ConfigError(f"--distill-alpha must be between 0 and 1, got {cfg['distill_alpha']}")
         last_epoch = (resumed.epoch if resumed is not None else 0) + cfg["epochs"]
         if cfg.get("average_from") and cfg["average_from"] > last_epoch:
             raise ConfigError(f"--average-from {cfg['average_from']} is after the run's last epoch ({last_epoch})")
+    elif cfg.get("loss_cap") is not None or cfg.get("loss_q"):
+        raise ConfigError("--loss-cap and --loss-q apply to --solver minibatch; newton solves the plain "
+                          "L2-regularised cross-entropy exactly")
 
     # -- data (read and checked before anything is written) ----------------------------------
     train, val, test, classes = _load_training_data(cfg, log)
@@ -537,6 +553,7 @@ def cmd_train(args):
         try:
             fit(model, train, val, epochs=cfg["epochs"], optimizer=opt, batch_size=cfg["batch_size"], augment=augment,
                 soft_targets=soft, average_from=cfg.get("average_from"),
+                loss_cap=cfg.get("loss_cap"), loss_q=cfg.get("loss_q", 0.0),
                 seed=cfg["seed"], threads=(cfg["threads"] or 1) if device == "cpu" else None,
                 start_epoch=start_epoch, history=history, on_epoch=on_epoch, engine=cfg.get("engine", "auto"),
                 lr_schedule=cfg.get("lr_schedule", "constant"),

@@ -117,7 +117,7 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
                       xbuf: torch.Tensor, ubuf: torch.Tensor, true_logp: torch.Tensor,
                       exp_avg: List[torch.Tensor], exp_avg_sq: List[torch.Tensor], steps: List[torch.Tensor],
                       lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-                      decoupled: bool, batch_size: int, scale: float):
+                      decoupled: bool, batch_size: int, scale: float, loss_cap: float, loss_q: float):
     """Images ``perm[start:stop]`` of one epoch, batch by batch: the same maths as the Python
     loop in ``fit`` (which documents each phase), compiled by TorchScript so that the ~18
     small ops of a step do not each pay Python's dispatch cost (measured ~1.5-3x per epoch)."""
@@ -130,7 +130,12 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
         xb.copy_(torch.index_select(x, 0, idx, out=ubuf.narrow(0, 0, bs)))
         z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
         torch.gather(z, 0, y.narrow(0, i, bs).view(1, -1), out=true_logp.narrow(0, i, bs).view(1, -1))
-        z.exp_().sub_(targets.narrow(0, i, bs).t())
+        t = targets.narrow(0, i, bs).t()
+        robust = loss_cap < math.inf or loss_q != 0.0
+        weight = _robust_weight(z, t, true_logp.narrow(0, i, bs), loss_cap, loss_q) if robust else z
+        z.exp_().sub_(t)
+        if robust:
+            z.mul_(weight)
         torch.addmm(gW, z, xb, beta=0.0, alpha=scale / bs, out=gW)
         torch.mean(z, 1, out=gb)
         torch._foreach_add_(steps, 1)
@@ -141,6 +146,20 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
             torch._fused_adam_([W, b], [gW, gb], exp_avg, exp_avg_sq, [], steps, lr=lr, beta1=beta1,
                                beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
         i += bs
+
+
+def _robust_weight(logp: torch.Tensor, t: torch.Tensor, true_logp: torch.Tensor, loss_cap: float,
+                   loss_q: float) -> torch.Tensor:
+    """Per-image factor on the cross-entropy gradient (softmax - target) that makes it the
+    gradient of a robust loss: ``p(true)^q`` for the generalised cross-entropy (1 - p^q) / q,
+    times 0 where the loss exceeds the cap (min(loss, cap) is flat there). ``logp``, ``t``:
+    (classes, batch) log-probabilities and targets; ``true_logp``: log p(true class), (batch,)."""
+    w = torch.ones_like(true_logp)
+    if loss_q != 0.0:
+        w = torch.exp(true_logp * loss_q)
+    if loss_cap < math.inf:
+        w = w * (t * logp).sum(0).neg().le(loss_cap).to(w.dtype)
+    return w
 
 
 _COMPILED = {}
@@ -253,13 +272,13 @@ def _native_chunk(opt, W, b, batch_size):
     xs = torch.empty(batch_size, W.shape[1])  # scratch: the batch's images as floats
     beta1, beta2 = opt.betas
 
-    def run(x, perm, y_epoch, start, stop, scale, true_logp):
+    def run(x, perm, y_epoch, start, stop, scale, true_logp, cap, q):
         x, perm, y_epoch = x.contiguous(), perm.contiguous(), y_epoch.to(torch.int64).contiguous()
         lib.mlr_adam_chunk(ptr(x), int(x.dtype == torch.uint8), x.shape[1], ptr(perm), ptr(y_epoch),
                            start, stop, batch_size, scale, ptr(W), ptr(b), ptr(gW), ptr(gb), ptr(z),
                            ptr(rows), ptr(xs), ptr(true_logp), ptr(opt.exp_avg[0]), ptr(opt.exp_avg_sq[0]),
                            ptr(opt.exp_avg[1]), ptr(opt.exp_avg_sq[1]), ptr(opt.steps[0]), ptr(opt.steps[1]),
-                           opt.lr, beta1, beta2, opt.eps, opt.weight_decay, int(opt.decoupled))
+                           opt.lr, beta1, beta2, opt.eps, opt.weight_decay, int(opt.decoupled), cap, q)
     return run
 
 
@@ -283,7 +302,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         momentum: float = 0.9, seed: int = 0, threads: int | None = DEFAULT_THREADS,
         start_epoch: int = 0, history: History | None = None, on_epoch=None,
         progress: bool | None = None, engine: str = "auto", augment=None, lr_schedule: str = "constant",
-        soft_targets=None, average_from: int | None = None, log=print) -> History:
+        soft_targets=None, average_from: int | None = None, loss_cap: float | None = None,
+        loss_q: float = 0.0, log=print) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
@@ -310,6 +330,17 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         :mod:`mnist_logreg.distill`): the loss becomes the cross-entropy against these instead of
         the one-hot labels (``train_loss`` stays the cross-entropy against the true labels);
         not with the native engine, which reads hard labels
+    loss_cap : cap each image's cross-entropy at this many nats, i.e. minimise the mean of
+        ``min(CE_i, loss_cap)``: an image the model gives ``p(target) < exp(-loss_cap)`` stops
+        pulling on the weights. A linear model cannot fit a few percent of MNIST, and without a
+        cap those hopeless images dominate the gradient; capped, the weights serve the images
+        it can classify (bench/accuracy.md: MNIST validation 92.39% -> 92.99% at a cap of 5).
+        None (the default) trains on the plain cross-entropy. ``train_loss`` stays uncapped
+    loss_q : generalised cross-entropy (Zhang & Sabuncu 2018): minimise the mean of
+        ``(1 - p(true)^q) / q``, whose gradient is the cross-entropy's scaled by ``p(true)^q``:
+        a softer way to let images the model gets badly wrong count less. 0 (the default) is
+        the cross-entropy; between 0 and 1; hard labels only (not with ``soft_targets``).
+        Composes with ``loss_cap``
     average_from : weight averaging: from this epoch on, the weights at the end of each epoch
         are averaged (uniformly, stochastic weight averaging) and the model ends as that
         average, still one linear layer; the average is validated and logged, and kept in
@@ -343,6 +374,14 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     if weight_decay < 0:
         raise ConfigError(f"--weight-decay must be >= 0, got {weight_decay}")
+    if loss_cap is not None and not loss_cap > 0:
+        raise ConfigError(f"--loss-cap must be a positive number of nats, got {loss_cap}")
+    cap = math.inf if loss_cap is None else float(loss_cap)
+    if not 0 <= loss_q <= 1:
+        raise ConfigError(f"--loss-q must be between 0 and 1, got {loss_q}")
+    if loss_q and soft_targets is not None:
+        raise ConfigError("--loss-q works with hard labels only, not with distillation's soft targets")
+    loss_q = float(loss_q)
     log = log or (lambda *a, **k: None)
     W, b = model.linear.weight, model.linear.bias
     device = W.device
@@ -420,6 +459,7 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                     f"(lr={_lr(opt):g}); try a smaller learning rate, e.g. --lr {_lr(opt) / 10:g}")
             validate(epoch, train_loss, seconds)
 
+        robust = cap < math.inf or loss_q != 0.0
         chunk = _compiled_chunk() if engine_used == "torchscript" else None
         native = _native_chunk(opt, W, b, batch_size) if engine_used == "native" else None
         history.engine = engine_used
@@ -457,11 +497,11 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                     for start in range(0, n, step_images):
                         stop = min(n, start + step_images)
                         if native is not None:
-                            native(x, perm, y_epoch, start, stop, scale, true_logp)
+                            native(x, perm, y_epoch, start, stop, scale, true_logp, cap, loss_q)
                         else:
                             chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
                                   opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
-                                  opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale)
+                                  opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale, cap, loss_q)
                         if bar is not None:
                             bar.update(stop - start)
                 else:
@@ -478,8 +518,12 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
                         z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
                         # -- loss bookkeeping: CE = -log p(true class) -------------------------------
                         torch.gather(z, 0, yb.view(1, -1), out=logp.view(1, -1))
+                        # -- robust losses (loss_cap, loss_q): a weight per image on its gradient --
+                        weight = _robust_weight(z, t.t(), logp, cap, loss_q) if robust else None
                         # -- backward in closed form: d(mean CE)/dz = (softmax - onehot) / bs ---
                         z.exp_().sub_(t.t())
+                        if weight is not None:
+                            z.mul_(weight)
                         torch.addmm(gW, z, xb, beta=0, alpha=scale / bs, out=gW)
                         torch.mean(z, 1, out=gb)
                         # -- update --------------------------------------------------------------
