@@ -10,7 +10,7 @@ def test_accuracy_bench_smoke():
                        capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr
     rows = [l for l in r.stdout.splitlines() if l.startswith("| mnist |")]
-    assert len(rows) == 23
+    assert len(rows) == 24
     accs = {l.split("|")[2].strip(): float(l.split("|")[3].split("±")[0]) for l in rows}
     assert accs["deskew, exact optimum"] > accs["raw pixels, exact optimum"] > 85
     # the refit sees 12,000 images instead of 10,000: one epoch of it ends ahead
