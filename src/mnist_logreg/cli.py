@@ -440,12 +440,9 @@ def cmd_train(args):
             cfg["epochs"] = 1
     device = _device(cfg["device"])
     if cfg["solver"] == "minibatch":  # settings that cannot run are refused before anything is read or written
-        from .train import check_engine
+        from .train import check_engine, check_robust_loss
         check_engine(cfg.get("engine", "auto"), cfg["optimizer"], device, soft=bool(cfg.get("distill_epochs")))
-        if not 0 <= cfg.get("loss_q", 0.0) <= 1:
-            raise ConfigError(f"--loss-q must be between 0 and 1, got {cfg['loss_q']}")
-        if cfg.get("loss_q") and cfg.get("distill_epochs"):
-            raise ConfigError("--loss-q works with hard labels only, not with --distill-epochs")
+        check_robust_loss(cfg.get("loss_cap"), cfg.get("loss_q", 0.0), soft=bool(cfg.get("distill_epochs")))
         if cfg.get("distill_epochs") and not 0 <= cfg["distill_alpha"] <= 1:
             raise ConfigError(f"--distill-alpha must be between 0 and 1, got {cfg['distill_alpha']}")
         last_epoch = (resumed.epoch if resumed is not None else 0) + cfg["epochs"]

@@ -196,6 +196,19 @@ def _engine_obstacles(adam: bool, cpu_float32: bool, soft: bool, images_ok: bool
     return why_not
 
 
+def check_robust_loss(loss_cap: float | None, loss_q: float, soft: bool = False) -> None:
+    """Raise ConfigError for robust-loss settings ``fit`` cannot train (the CLI calls it up
+    front, before data is read): a cap must be positive, q lie in [0, 1] and, as p(true)^q
+    needs one true class, q go with hard labels only."""
+    if loss_cap is not None and not loss_cap > 0:
+        raise ConfigError(f"--loss-cap must be a positive number of nats, got {loss_cap}")
+    if not 0 <= loss_q <= 1:
+        raise ConfigError(f"--loss-q must be between 0 and 1, got {loss_q}")
+    if loss_q and soft:
+        raise ConfigError("--loss-q works with hard labels only, not with distillation's soft targets "
+                          "(--distill-epochs)")
+
+
 def check_engine(engine: str, optimizer: str, device: str = "cpu", soft: bool = False) -> None:
     """Raise ConfigError up front (before data is read or a run folder is made) when the
     engine asked for cannot run an ``optimizer`` on ``device`` (with ``soft`` targets:
@@ -374,14 +387,8 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
         raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     if weight_decay < 0:
         raise ConfigError(f"--weight-decay must be >= 0, got {weight_decay}")
-    if loss_cap is not None and not loss_cap > 0:
-        raise ConfigError(f"--loss-cap must be a positive number of nats, got {loss_cap}")
-    cap = math.inf if loss_cap is None else float(loss_cap)
-    if not 0 <= loss_q <= 1:
-        raise ConfigError(f"--loss-q must be between 0 and 1, got {loss_q}")
-    if loss_q and soft_targets is not None:
-        raise ConfigError("--loss-q works with hard labels only, not with distillation's soft targets")
-    loss_q = float(loss_q)
+    check_robust_loss(loss_cap, loss_q, soft=soft_targets is not None)
+    cap, loss_q = math.inf if loss_cap is None else float(loss_cap), float(loss_q)
     log = log or (lambda *a, **k: None)
     W, b = model.linear.weight, model.linear.bias
     device = W.device
