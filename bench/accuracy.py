@@ -180,25 +180,21 @@ def main():
                 print(f"{label}: chosen on validation: {chosen_e} epochs, lr {chosen_lr:g} "
                       f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
                 refit_accs, refit_secs = [], []
-            if kind == "robust":  # (loss cap, q, lr) with the cosine schedule, on validation
-                robust_epochs = 1 if args.smoke else 60
+            if kind in ("robust", "robust-adam"):  # (loss cap, q, lr) on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
-                grid = ROBUST_GRID[1:2] if args.smoke else ROBUST_GRID
-                scores = [(run_cosine(train, val, None, transform, robust_epochs, lr, args.seeds[0], cap, q)[1], i)
+                if kind == "robust":  # with the cosine schedule over 60 epochs, plain cross-entropy included
+                    robust_epochs, schedule, grid = (1 if args.smoke else 60), "cosine", ROBUST_GRID
+                else:  # alone: the notebook's epochs at a constant lr 1e-3; its plain cross-entropy is the notebook's row
+                    robust_epochs, schedule = args.epochs, "constant"
+                    grid = [g for g in ROBUST_GRID if g[2] == 1e-3 and (g[0] is not None or g[1])]
+                if args.smoke:
+                    grid = ROBUST_GRID[1:2]
+                scores = [(run_cosine(train, val, None, transform, robust_epochs, lr, args.seeds[0], cap, q, schedule)[1], i)
                           for i, (cap, q, lr) in enumerate(grid)]
                 chosen_robust = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: {robust_note(*chosen_robust)} "
+                print(f"{label}: chosen on validation: {robust_note(*chosen_robust, epochs=robust_epochs)} "
                       f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
                 refit_accs, refit_secs = [], []
-            if kind == "robust-adam":  # the robust loss alone: the notebook's 20 epochs at a constant lr 1e-3
-                train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
-                # the robust settings only: plain cross-entropy at these settings is the notebook's row
-                grid = [g for g in ROBUST_GRID if g[2] == 1e-3][1:2 if args.smoke else None]
-                scores = [(run_cosine(train, val, None, transform, args.epochs, lr, args.seeds[0], cap, q, "constant")[1], i)
-                          for i, (cap, q, lr) in enumerate(grid)]
-                chosen_robust = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: {robust_note(*chosen_robust, epochs=args.epochs)} "
-                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
             if kind == "distill":  # (temperature, alpha) on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
@@ -259,17 +255,14 @@ def main():
                     t1 = time.perf_counter()
                     refit_accs.append(run_cosine(full, None, test, transform, chosen_e, chosen_lr, seed)[0])
                     refit_secs.append(time.perf_counter() - t1)
-                elif kind == "robust-adam":
+                elif kind in ("robust", "robust-adam"):
                     cap, q, lr = chosen_robust
-                    acc, v = run_cosine(train, val, test, transform, args.epochs, lr, seed, cap, q, "constant")
-                    notes.append(robust_note(cap, q, lr, args.epochs))
-                elif kind == "robust":
-                    cap, q, lr = chosen_robust
-                    acc, v = run_cosine(train, val, test, transform, robust_epochs, lr, seed, cap, q)
-                    notes.append(robust_note(cap, q, lr).replace("60 epochs", f"{robust_epochs} epochs"))
-                    t1 = time.perf_counter()
-                    refit_accs.append(run_cosine(full, None, test, transform, robust_epochs, lr, seed, cap, q)[0])
-                    refit_secs.append(time.perf_counter() - t1)
+                    acc, v = run_cosine(train, val, test, transform, robust_epochs, lr, seed, cap, q, schedule)
+                    notes.append(robust_note(cap, q, lr, robust_epochs))
+                    if kind == "robust":  # the same settings refitted on train + validation, tested once
+                        t1 = time.perf_counter()
+                        refit_accs.append(run_cosine(full, None, test, transform, robust_epochs, lr, seed, cap, q)[0])
+                        refit_secs.append(time.perf_counter() - t1)
                 else:
                     acc, v, lam = run_newton(train, val, test, transform, args.lams, seed, args.threads)
                     notes.append(f"lam {lam:g}")
