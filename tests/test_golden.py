@@ -1,0 +1,79 @@
+"""Golden tests: the weights that training produces are pinned bit for bit.
+
+The hashes below were taken from the code *before* the run library was split out of the CLI
+(commit 252a7f1), so a refactor of training, the CLI or the run layer that changes a single
+bit of the trained weights fails here. Each hash is the SHA-256 of linear.weight's and
+linear.bias's float32 bytes. They depend on the CPU's instruction set (the native kernel is
+built with -march=native) and on the thread count, so each case pins threads and engine; a
+machine whose native engine rounds differently would need its own table.
+"""
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import SHARED_DATA
+
+from mnist_logreg import load_checkpoint
+
+#: (name, CLI arguments after ``train``): the three configs issue 13 names
+CONFIGS = {
+    "notebook-3-epochs": ["--epochs", "3"],
+    "newton": ["--solver", "newton", "--dry-run", "--threads", "1"],
+    "deskew-robust-cosine": ["--transform", "deskew", "--loss-cap", "5", "--loss-q", "0.5", "--lr-schedule", "cosine",
+                             "--lr", "2e-3", "--epochs", "3"],
+}
+GOLDEN = {"notebook-3-epochs": "49ef1e932c93311f", "newton": "6732673d086ebe89",
+          "deskew-robust-cosine": "a5112f136721acf2"}
+
+#: every engine on the same small problem (odd batch size, robust loss, cosine): fit()'s maths
+ENGINE_GOLDEN = {"notebook-3-epochs": "49ef1e932c93311f", "newton": "6732673d086ebe89",
+          "deskew-robust-cosine": "a5112f136721acf2"}
+
+
+def weights_hash(model) -> str:
+    h = hashlib.sha256()
+    for t in (model.linear.weight, model.linear.bias):
+        h.update(np.ascontiguousarray(t.detach().float().cpu().numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def engine_case(engine):
+    from mnist_logreg import MnistModel, fit, load_dataset, split
+    full = load_dataset("mnist", "train", SHARED_DATA, download=False)
+    train, val = split(full.subset(slice(0, 7_000)), 1_000, 4)
+    torch.manual_seed(4)
+    m = MnistModel()
+    h = fit(m, train, val, epochs=2, lr=2e-3, batch_size=100, seed=4, engine=engine, lr_schedule="cosine",
+            loss_cap=5.0, loss_q=0.5, log=None)
+    return m, h
+
+
+def train_cli(tmp_path, name, args):
+    from mnist_logreg.cli import main
+    assert main(["train", "--no-report", "--data-dir", str(SHARED_DATA), "--runs-dir", str(tmp_path / "runs"),
+                 "--name", name, *args]) == 0
+    return load_checkpoint(tmp_path / "runs" / name)
+
+
+def _native_available():
+    from mnist_logreg.train import _native_lib
+    return _native_lib() is not None
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_cli_weights_are_golden(tmp_path, name):
+    ckpt = train_cli(tmp_path, name, CONFIGS[name])
+    if ckpt.metrics.get("engine", "native") != "native":
+        pytest.skip("the golden hashes were taken with the native engine")
+    assert weights_hash(ckpt.model) == GOLDEN[name]
+
+
+@pytest.mark.parametrize("engine", ["native", "torchscript", "python"])
+def test_engine_weights_are_golden(engine):
+    if engine == "native" and not _native_available():
+        pytest.skip("no C compiler")
+    m, h = engine_case(engine)
+    assert h.engine == engine
+    assert weights_hash(m) == ENGINE_GOLDEN[engine]
