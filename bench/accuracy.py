@@ -26,14 +26,14 @@ import time
 import torch
 
 from mnist_logreg import MnistModel, evaluate, fit, load_dataset, split
-from mnist_logreg.solver import solve
+from mnist_logreg.tune import choose, lam_path
 
 
 def run_adam(train, val, test, transform, epochs, seed):
     torch.manual_seed(seed)
     m = MnistModel(transform=transform)
     h = fit(m, train, val, epochs=epochs, seed=seed, log=None)
-    return evaluate(m, test)["val_acc"], h[-1]["val_acc"]
+    return evaluate(m, test)["accuracy"], h[-1]["val_acc"]
 
 
 AUGMENT_GRID = [dict(shift=1), dict(shift=1, rotate=8), dict(rotate=8, scale=0.05), dict(elastic=1, rotate=5)]
@@ -45,7 +45,7 @@ def run_augmented(train, val, test, epochs, seed, choose_seed_val=None):
     torch.manual_seed(seed)
     m = MnistModel()
     fit(m, train, val, epochs=epochs, seed=seed, augment=Augment(**choose_seed_val), log=None)
-    return evaluate(m, test)["val_acc"], evaluate(m, val)["val_acc"]
+    return evaluate(m, test)["accuracy"], evaluate(m, val)["accuracy"]
 
 
 COSINE_GRID = [(30, 1e-3), (60, 1e-3), (60, 2e-3)]  # (epochs, lr), chosen on validation
@@ -58,7 +58,7 @@ def run_cosine(train, val, test, transform, epochs, lr, seed, loss_cap=None, los
     m = MnistModel(transform=transform)
     fit(m, train, None, epochs=epochs, lr=lr, seed=seed, lr_schedule=schedule, log=None,
         loss_cap=loss_cap, loss_q=loss_q)
-    return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+    return tuple(evaluate(m, d)["accuracy"] if d is not None else None for d in (test, val))
 
 
 # robust losses with the cosine schedule, 60 epochs: (loss cap, q, lr), chosen on validation;
@@ -100,25 +100,20 @@ def run_distilled(train, val, test, epochs, seed, teacher, x, temperature, alpha
     m = MnistModel(transform=transform)
     fit(m, train, None, epochs=epochs, seed=seed, soft_targets=soft, log=None,
         lr_schedule="cosine" if cosine else "constant")
-    return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+    return tuple(evaluate(m, d)["accuracy"] if d is not None else None for d in (test, val))
 
 
 def run_averaged(train, val, test, epochs, seed, average_from):
     torch.manual_seed(seed)
     m = MnistModel()
     fit(m, train, None, epochs=epochs, seed=seed, average_from=average_from, log=None)
-    return tuple(evaluate(m, d)["val_acc"] if d is not None else None for d in (test, val))
+    return tuple(evaluate(m, d)["accuracy"] if d is not None else None for d in (test, val))
 
 
 def run_newton(train, val, test, transform, lams, seed, threads):
-    best, prev = None, None
-    for lam in sorted(lams, reverse=True):  # choose lam on validation
-        r = solve(train, lam, tol=1e-5, threads=threads, init=prev, transform=transform, log=None)
-        prev = r.model
-        v = evaluate(r.model, val)["val_acc"]
-        if best is None or v > best[0]:
-            best = (v, lam, r.model)
-    return evaluate(best[2], test)["val_acc"], best[0], best[1]
+    """The exact optimum with lam chosen on validation (the warm-started path of ``tune``)."""
+    best = choose(lam_path(train, val, lams, tol=1e-5, threads=threads, transform=transform))
+    return evaluate(best["model"], test)["accuracy"], best["accuracy"], best["lam"]
 
 
 def main():

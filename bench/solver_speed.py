@@ -58,7 +58,7 @@ def main():
         r = solve(train, lam, tol=1e-5, threads=args.threads, log=None)
         th = r.model.double_theta.numpy()
         f_o, g_o = objective_and_grad(th[:, :-1], th[:, -1], x, y, lam)
-        acc_o = evaluate(r.model, test)["val_acc"]
+        acc_o = evaluate(r.model, test)["accuracy"]
         with threadpool_limits(args.threads):
             t0 = time.perf_counter()
             clf = LogisticRegression(C=C, tol=1e-5 / np.sqrt(7850), max_iter=10_000).fit(x, y)

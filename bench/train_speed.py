@@ -121,19 +121,19 @@ def main():
 
     rows = []
     s, m = notebook_epochs(full, args.notebook_epochs, args.seed)
-    rows.append(("(a) notebook pipeline", s, evaluate(m, test)["val_acc"], f"{args.notebook_epochs} epochs, scaled"))
+    rows.append(("(a) notebook pipeline", s, evaluate(m, test)["accuracy"], f"{args.notebook_epochs} epochs, scaled"))
     s, m = autograd_epochs(train, val, min(args.epochs, 5), args.seed)
-    rows.append(("(b) in-memory autograd loop", s, evaluate(m, test)["val_acc"], "5 epochs, scaled"))
+    rows.append(("(b) in-memory autograd loop", s, evaluate(m, test)["accuracy"], "5 epochs, scaled"))
     s, m, engine = ours(train, val, args.epochs, args.seed, args.threads)
-    acc_ours = evaluate(m, test)["val_acc"]
+    acc_ours = evaluate(m, test)["accuracy"]
     rows.append((f"(c) mnist_logreg.fit ({engine})", s, acc_ours, f"{args.epochs} epochs"))
     if engine != "torchscript":
         s_ts, m_ts, _ = ours(train, val, args.epochs, args.seed, args.threads, engine="torchscript")
-        rows.append(("(c') fit, engine torchscript", s_ts, evaluate(m_ts, test)["val_acc"], f"{args.epochs} epochs"))
+        rows.append(("(c') fit, engine torchscript", s_ts, evaluate(m_ts, test)["accuracy"], f"{args.epochs} epochs"))
 
     # accuracy at equal epochs: the notebook pipeline's maths is (b)'s; train (b) for the full run
     s_b, m_b = autograd_epochs(train, val, args.epochs, args.seed)
-    acc_b = evaluate(m_b, test)["val_acc"]
+    acc_b = evaluate(m_b, test)["accuracy"]
 
     print(f"\n{'pipeline':34s} {'s/epoch':>9s} {'20 epochs':>10s} {'test acc':>9s}  note")
     for name, sec, acc, note in rows:

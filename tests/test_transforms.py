@@ -33,7 +33,7 @@ def test_deskew_model_round_trip_and_accuracy(mnist_train, mnist_test, tmp_path)
         torch.manual_seed(0)
         m = MnistModel(transform=t)
         fit(m, train, val, epochs=3, log=None)
-        accs[t] = evaluate(m, mnist_test)["val_acc"]
+        accs[t] = evaluate(m, mnist_test)["accuracy"]
     assert accs["deskew"] > accs["none"] + 0.015  # the lever works, on the real test set
     save(m, tmp_path / "d.pt")
     loaded = load_checkpoint(tmp_path / "d.pt").model
@@ -41,7 +41,7 @@ def test_deskew_model_round_trip_and_accuracy(mnist_train, mnist_test, tmp_path)
     x = mnist_test.images[:300].float() / 255
     manual = torch.softmax(m.linear(deskew(x).reshape(300, 784)), 1)
     torch.testing.assert_close(torch.softmax(loaded(x), 1), manual)  # predict applies the same transform
-    assert evaluate(loaded, mnist_test)["val_acc"] == pytest.approx(accs["deskew"])
+    assert evaluate(loaded, mnist_test)["accuracy"] == pytest.approx(accs["deskew"])
 
 
 def test_deskew_in_onnx(mnist_test, tmp_path):

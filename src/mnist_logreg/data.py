@@ -28,7 +28,7 @@ from typing import Iterable
 import numpy as np
 
 from .datasets import ROLES, DatasetSpec, get_spec
-from .errors import ConfigError, DataError, DownloadError
+from .errors import ConfigError, DataError, DownloadError, setting_ref
 
 ENV_DATA = "MNIST_LOGREG_DATA"
 ENV_MIRRORS = "MNIST_LOGREG_MIRRORS"  # comma-separated base URLs that replace a spec's mirrors
@@ -381,7 +381,7 @@ def split(dataset: ImageSet, val_size: int = 10_000, seed: int = 0) -> tuple[Ima
 
     n = len(dataset)
     if not 0 <= val_size < n:
-        raise ConfigError(f"--val-size must be between 0 and {n - 1} for {n} images, got {val_size}")
+        raise ConfigError(f"{setting_ref('val_size')} must be between 0 and {n - 1} for {n} images, got {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return (dataset.subset(perm[val_size:], f"{dataset.name}[train]"),
             dataset.subset(perm[:val_size], f"{dataset.name}[val]"))

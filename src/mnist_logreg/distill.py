@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
+from .errors import ConfigError, setting_ref as _ref
 
 
 def make_teacher() -> nn.Module:
@@ -43,7 +43,7 @@ def train_teacher(x: torch.Tensor, y: torch.Tensor, epochs: int = 2, seed: int =
     True
     """
     if epochs < 1:
-        raise ConfigError(f"--distill-epochs must be at least 1 to train a teacher, got {epochs}")
+        raise ConfigError(f"{_ref('distill_epochs')} must be at least 1 to train a teacher, got {epochs}")
     log = log or (lambda *a, **k: None)
     torch.manual_seed(seed)
     teacher = make_teacher()
@@ -68,8 +68,8 @@ def soft_targets(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor, temperatu
     """The student's targets, (n, classes): ``alpha`` on the true label, ``1 - alpha`` on the
     teacher's probabilities at ``temperature``. Each row sums to 1."""
     if not temperature > 0:
-        raise ConfigError(f"--distill-temperature must be positive, got {temperature}")
+        raise ConfigError(f"{_ref('distill_temperature')} must be positive, got {temperature}")
     if not 0 <= alpha <= 1:
-        raise ConfigError(f"--distill-alpha must be between 0 and 1, got {alpha}")
+        raise ConfigError(f"{_ref('distill_alpha')} must be between 0 and 1, got {alpha}")
     logits = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
     return alpha * F.one_hot(y, classes).to(logits.dtype) + (1 - alpha) * torch.softmax(logits / temperature, 1)

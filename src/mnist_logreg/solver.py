@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import ImageSet
-from .errors import ConfigError
+from .errors import ConfigError, setting_ref as _ref
 from .model import MnistModel
 from .train import num_threads
 
@@ -114,9 +114,9 @@ def solve(train, lam: float = 1e-4, *, tol: float = 1e-5, max_iter: int = 100,
     iterations ended first.
     """
     if not lam > 0 or not math.isfinite(lam):
-        raise ConfigError(f"--lam must be a positive number, got {lam}")
+        raise ConfigError(f"{_ref('lam')} must be a positive number, got {lam}")
     if not tol > 0:
-        raise ConfigError(f"--tol must be positive, got {tol}")
+        raise ConfigError(f"{_ref('tol')} must be positive, got {tol}")
     log = log or (lambda *a, **k: None)
     t0 = time.perf_counter()
     with num_threads(threads), torch.no_grad():

@@ -12,15 +12,18 @@ from __future__ import annotations
 import math
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import List
 
 import torch
 import torch.nn.functional as F
 
+from .augment import Augment
+from .config import TrainConfig
 from .data import ImageSet
-from .errors import ConfigError, MnistLogregError
+from .errors import ConfigError, MnistLogregError, setting_ref as _ref
 from .model import MnistModel
 from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re-exported)
 
@@ -72,7 +75,7 @@ def num_threads(n: int | None):
 
 @torch.no_grad()
 def evaluate(model: MnistModel, data, *, threads: int | None = None) -> dict:
-    """Mean cross-entropy and accuracy of ``model`` on ``data``.
+    """Mean cross-entropy (``loss``) and ``accuracy`` of ``model`` on ``data``.
 
     ``data`` is an :class:`ImageSet` or a pair ``(x, y)`` with ``x`` in [0, 1]. The loss is
     the exact mean over all images, computed in a few large batches.
@@ -83,7 +86,7 @@ def evaluate(model: MnistModel, data, *, threads: int | None = None) -> dict:
     >>> from mnist_logreg import MnistModel
     >>> m = MnistModel(); _ = torch.nn.init.zeros_(m.linear.weight); _ = torch.nn.init.zeros_(m.linear.bias)
     >>> r = evaluate(m, (torch.rand(4, 784), torch.tensor([0, 1, 2, 3])))
-    >>> round(r["val_loss"], 4), r["val_acc"]   # uniform prediction: loss ln(10)
+    >>> round(r["loss"], 4), r["accuracy"]   # uniform prediction: loss ln(10)
     (2.3026, 0.25)
     """
     x, y, scale = _train_matrix(data, model.linear.weight.device, getattr(model, "transform", "none"))
@@ -102,7 +105,7 @@ def _evaluate_matrix(model, x, y, scale=1.0) -> dict:
         loss_sum += F.cross_entropy(logits, yc, reduction="sum").item()
         correct += int((logits.argmax(1) == yc).sum())
     n = max(len(y), 1)
-    return {"val_loss": loss_sum / n, "val_acc": correct / n}
+    return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -163,8 +166,6 @@ def _robust_weight(logp: torch.Tensor, t: torch.Tensor, true_logp: torch.Tensor,
 
 
 _COMPILED = {}
-ENGINES = ("auto", "native", "torchscript", "python")
-LR_SCHEDULES = ("constant", "cosine")
 
 
 def _set_lr(opt, lr: float) -> None:
@@ -196,34 +197,19 @@ def _engine_obstacles(adam: bool, cpu_float32: bool, soft: bool, images_ok: bool
     return why_not
 
 
-def check_robust_loss(loss_cap: float | None, loss_q: float, soft: bool = False) -> None:
-    """Raise ConfigError for robust-loss settings ``fit`` cannot train (the CLI calls it up
-    front, before data is read): a cap must be positive, q lie in [0, 1] and, as p(true)^q
-    needs one true class, q go with hard labels only."""
-    if loss_cap is not None and not loss_cap > 0:
-        raise ConfigError(f"--loss-cap must be a positive number of nats, got {loss_cap}")
-    if not 0 <= loss_q <= 1:
-        raise ConfigError(f"--loss-q must be between 0 and 1, got {loss_q}")
-    if loss_q and soft:
-        raise ConfigError("--loss-q works with hard labels only, not with distillation's soft targets "
-                          "(--distill-epochs)")
-
-
 def check_engine(engine: str, optimizer: str, device: str = "cpu", soft: bool = False) -> None:
     """Raise ConfigError up front (before data is read or a run folder is made) when the
-    engine asked for cannot run an ``optimizer`` on ``device`` (with ``soft`` targets:
-    distillation); "auto" always can."""
-    if engine not in ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    engine asked for cannot run an ``optimizer`` on ``device`` here (with ``soft`` targets:
+    distillation), e.g. for want of a C compiler; "auto" always can."""
     if engine in ("auto", "python"):
         return
     why_not = _engine_obstacles(optimizer in ("adam", "adamw"), str(device) == "cpu", soft,
                                 build=engine == "native")
     if engine in why_not:
-        raise ConfigError(f"--engine {engine} cannot run here: {why_not[engine]}")
+        raise ConfigError(f"{_ref('engine')} {engine} cannot run here: {why_not[engine]}")
 
 
-def _pick_engine(engine: str, opt, W, y, x, soft: bool = False) -> str:
+def _pick_engine(engine: str, opt, W, x, soft: bool = False) -> str:
     """The engine that runs: the one asked for, or for "auto" the fastest that applies.
     Asking for one that cannot run here is an error, not a silent fallback."""
     if engine == "python":
@@ -236,7 +222,7 @@ def _pick_engine(engine: str, opt, W, y, x, soft: bool = False) -> str:
     if engine == "auto":
         return next((e for e in ("native", "torchscript") if e not in why_not), "python")
     if engine in why_not:
-        raise ConfigError(f"--engine {engine} cannot run here: {why_not[engine]}")
+        raise ConfigError(f"{_ref('engine')} {engine} cannot run here: {why_not[engine]}")
     return engine
 
 
@@ -253,9 +239,6 @@ def _native_evaluator(x, y, scale, W, b):
 
     lib = _native_lib()
     x, y = x.contiguous(), y.to(torch.int64).contiguous()
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= W.shape[0]):
-        raise ConfigError(f"validation labels must lie in 0..{W.shape[0] - 1}, "
-                          f"found {int(y.min())}..{int(y.max())}")
     block = 128
     rows = torch.empty(2 * block, dtype=torch.int64)
     z = torch.empty(block, W.shape[0])
@@ -265,16 +248,66 @@ def _native_evaluator(x, y, scale, W, b):
 
     def run():
         if n == 0:
-            return {"val_loss": 0.0, "val_acc": 0.0}
+            return {"loss": 0.0, "accuracy": 0.0}
         lib.mlr_evaluate(x.data_ptr(), int(x.dtype == torch.uint8), x.shape[1], n, y.data_ptr(), scale,
                          W.data_ptr(), b.data_ptr(), rows.data_ptr(), z.data_ptr(), xs.data_ptr(),
                          ctypes.byref(loss), ctypes.byref(correct))
-        return {"val_loss": loss.value / n, "val_acc": correct.value / n}
+        return {"loss": loss.value / n, "accuracy": correct.value / n}
     return run
 
 
-def _native_chunk(opt, W, b, batch_size):
-    """A function running images perm[start:stop] of an epoch through the C kernel."""
+# -- the engines ----------------------------------------------------------------------------
+# Each engine is a function run(x, perm, y_epoch, targets, start, stop, scale, true_logp) that
+# trains on the images perm[start:stop] of one epoch, whole batches of ``batch_size``, with
+# the features ``x * scale``; it writes log p(true class) of each image into ``true_logp``.
+# ``targets`` are one row per image in epoch order (one-hot or soft); the C kernel reads the
+# labels ``y_epoch`` instead. All three do the same maths (tests/test_train.py, test_golden.py).
+
+def _python_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
+    """The plain loop, every phase spelled out: the reference for the other two, and the
+    engine for any optimizer."""
+    b_col, gW, gb = b.view(-1, 1), W.grad, b.grad
+    robust = cap < math.inf or q != 0.0
+
+    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp):
+        # one split per chunk instead of slicing per batch: indexing is slow next to the maths
+        batches = zip(*(t[start:stop].split(batch_size) for t in (perm, y_epoch, targets, true_logp)))
+        for idx, yb, t, logp in batches:
+            # -- forward: gather one batch (uint8: the cheapest memory traffic) -----------
+            bs = idx.shape[0]
+            xb = xbuf[:bs]
+            xb.copy_(torch.index_select(x, 0, idx, out=ubuf[:bs]))
+            # logits transposed, (10, bs) = W @ xb.T: this GEMM shape measured ~1.5x
+            # faster than xb @ W.T for 10 outputs; log-softmax down each column
+            z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
+            # -- loss bookkeeping: CE = -log p(true class) -----------------------------------
+            torch.gather(z, 0, yb.view(1, -1), out=logp.view(1, -1))
+            # -- robust losses (loss_cap, loss_q): a weight per image on its gradient ------
+            weight = _robust_weight(z, t.t(), logp, cap, q) if robust else None
+            # -- backward in closed form: d(mean CE)/dz = (softmax - onehot) / bs -------
+            z.exp_().sub_(t.t())
+            if weight is not None:
+                z.mul_(weight)
+            torch.addmm(gW, z, xb, beta=0, alpha=scale / bs, out=gW)
+            torch.mean(z, 1, out=gb)
+            # -- update ------------------------------------------------------------------
+            opt.step()
+    return run
+
+
+def _torchscript_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
+    """The Python loop's maths compiled by TorchScript (``_adam_epoch_chunk``), Adam/AdamW."""
+    chunk = _compiled_chunk()
+
+    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp):
+        chunk(x, perm, y_epoch, targets, start, stop, W, b, W.grad, b.grad, xbuf, ubuf, true_logp,
+              opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
+              opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale, cap, q)
+    return run
+
+
+def _native_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
+    """The C kernel of ``_kernel.c`` (Adam/AdamW, float32, CPU, hard labels)."""
     lib = _native_lib()
     ptr = lambda t: t.data_ptr()  # noqa: E731
     for t in (W, b, *opt.exp_avg, *opt.exp_avg_sq, *opt.steps):
@@ -285,7 +318,7 @@ def _native_chunk(opt, W, b, batch_size):
     xs = torch.empty(batch_size, W.shape[1])  # scratch: the batch's images as floats
     beta1, beta2 = opt.betas
 
-    def run(x, perm, y_epoch, start, stop, scale, true_logp, cap, q):
+    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp):
         x, perm, y_epoch = x.contiguous(), perm.contiguous(), y_epoch.to(torch.int64).contiguous()
         lib.mlr_adam_chunk(ptr(x), int(x.dtype == torch.uint8), x.shape[1], ptr(perm), ptr(y_epoch),
                            start, stop, batch_size, scale, ptr(W), ptr(b), ptr(gW), ptr(gb), ptr(z),
@@ -293,6 +326,9 @@ def _native_chunk(opt, W, b, batch_size):
                            ptr(opt.exp_avg[1]), ptr(opt.exp_avg_sq[1]), ptr(opt.steps[0]), ptr(opt.steps[1]),
                            opt.lr, beta1, beta2, opt.eps, opt.weight_decay, int(opt.decoupled), cap, q)
     return run
+
+
+_ENGINES = {"native": _native_engine, "torchscript": _torchscript_engine, "python": _python_engine}
 
 
 def _compiled_chunk():
@@ -310,61 +346,77 @@ def _compiled_chunk():
     return _COMPILED["chunk"]
 
 
-def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-3,
-        batch_size: int = 128, optimizer="adam", weight_decay: float = 0.0,
-        momentum: float = 0.9, seed: int = 0, threads: int | None = DEFAULT_THREADS,
-        start_epoch: int = 0, history: History | None = None, on_epoch=None,
-        progress: bool | None = None, engine: str = "auto", augment=None, lr_schedule: str = "constant",
-        soft_targets=None, average_from: int | None = None, loss_cap: float | None = None,
-        loss_q: float = 0.0, log=print) -> History:
+class _WeightAverage:
+    """Stochastic weight averaging: the running mean of the weights at the end of each epoch
+    from ``first`` on (a running mean: no large sums)."""
+
+    def __init__(self, W, b, first):
+        self.first, self.count = first, 0
+        self.W, self.b = torch.zeros_like(W), torch.zeros_like(b)
+
+    def add(self, epoch, W, b):
+        if self.first is not None and epoch >= self.first:
+            self.count += 1
+            self.W += (W - self.W) / self.count
+            self.b += (b - self.b) / self.count
+
+
+def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *, optimizer=None,
+        start_epoch: int = 0, history: History | None = None, on_epoch=None, soft_targets=None,
+        augment=None, progress: bool | None = None, log=print, **settings) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
     ----------
     model : MnistModel, trained in place
     train, val : ImageSet or (x, y); ``val`` may be None
-    epochs : number of epochs to run now
-    lr, batch_size, weight_decay, momentum : optimizer settings
-    optimizer : "adam", "adamw", "sgd", or an optimizer from :func:`make_optimizer` (pass
-        one with its loaded state to resume); any object whose ``step()`` applies ``p.grad``
-        works, ``torch.optim`` optimizers included
-    seed : shuffling seed; epoch ``e`` is shuffled by ``epoch_generator(seed, e)``
-    threads : torch threads while training (None leaves torch's setting)
+    config : a :class:`~mnist_logreg.TrainConfig` (default: the notebook's settings); its
+        training settings are used: ``epochs`` (the number to run now), ``lr``, ``batch_size``,
+        ``optimizer``, ``weight_decay``, ``momentum``, ``seed``, ``threads``, ``engine``,
+        ``lr_schedule``, ``loss_cap``, ``loss_q``, ``average_from``, ``augment_*``
+    **settings : any of those settings by name, over ``config``: ``fit(m, train, val, epochs=5,
+        lr=1e-2)``; validated as the config is (an error names the setting)
+    optimizer : a setting name ("adam", "adamw", "sgd"), or an optimizer object from
+        :func:`make_optimizer` (pass one with its loaded state to resume); any object whose
+        ``step()`` applies ``p.grad`` works, ``torch.optim`` optimizers included
     start_epoch : epochs already done (for resuming); numbering continues from it
     history : a History to append to (resuming); when empty, epoch 0 (before training)
         is evaluated first
     on_epoch : called as ``on_epoch(epoch, row, optimizer)`` after each epoch (checkpoints)
-    progress : show a progress bar (default: when stderr is a terminal)
-    log : where the notebook's ``Epoch [i], val_loss: ..., val_acc: ...`` lines go
-    lr_schedule : "constant" (the notebook's), or "cosine": epoch ``e`` of ``E = start_epoch +
-        epochs`` runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``, from ``lr`` down to nearly 0 by
-        the last epoch of this call (``lr`` is the optimizer's own when one is passed)
     soft_targets : (n, 10) rows summing to 1, one per training image (distillation, see
         :mod:`mnist_logreg.distill`): the loss becomes the cross-entropy against these instead of
         the one-hot labels (``train_loss`` stays the cross-entropy against the true labels);
         not with the native engine, which reads hard labels
-    loss_cap : cap each image's cross-entropy at this many nats, i.e. minimise the mean of
-        ``min(CE_i, loss_cap)``: an image the model gives ``p(target) < exp(-loss_cap)`` stops
-        pulling on the weights. A linear model cannot fit a few percent of MNIST, and without a
-        cap those hopeless images dominate the gradient; capped, the weights serve the images
-        it can classify (bench/accuracy.md: MNIST validation 92.39% -> 92.99% at a cap of 5).
-        None (the default) trains on the plain cross-entropy. ``train_loss`` stays uncapped
-    loss_q : generalised cross-entropy (Zhang & Sabuncu 2018): minimise the mean of
-        ``(1 - p(true)^q) / q``, whose gradient is the cross-entropy's scaled by ``p(true)^q``:
-        a softer way to let images the model gets badly wrong count less. 0 (the default) is
-        the cross-entropy; between 0 and 1; hard labels only (not with ``soft_targets``).
-        Composes with ``loss_cap``
-    average_from : weight averaging: from this epoch on, the weights at the end of each epoch
-        are averaged (uniformly, stochastic weight averaging) and the model ends as that
-        average, still one linear layer; the average is validated and logged, and kept in
-        ``history.average``. It spans the epochs of this call only
-    augment : an :class:`~mnist_logreg.augment.Augment`: each epoch trains on a freshly
-        distorted copy of the training images (seeded by ``(seed, epoch)``), before the
-        model's transform; validation and test images are never augmented
-    engine : how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
-        (the C kernel of ``_kernel.c``, built on first use; CPU, float32), "torchscript"
-        (a compiled chunk of torch ops; any device), "python" (the plain loop below, which
-        also runs every other optimizer), or "auto": the first of these that applies here
+    augment : an :class:`~mnist_logreg.augment.Augment` (default: from the ``augment_*``
+        settings): each epoch trains on a freshly distorted copy of the training images
+        (seeded by ``(seed, epoch)``), before the model's transform; validation and test
+        images are never augmented
+    progress : show a progress bar (default: when stderr is a terminal)
+    log : where the notebook's ``Epoch [i], val_loss: ..., val_acc: ...`` lines go
+
+    The settings that shape training, in detail:
+
+    - ``seed``: epoch ``e`` is shuffled by ``epoch_generator(seed, e)``.
+    - ``lr_schedule``: "constant" (the notebook's), or "cosine": epoch ``e`` of ``E = start_epoch
+      + epochs`` runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``, from ``lr`` down to nearly 0
+      by the last epoch of this call (``lr`` is the optimizer's own when one is passed).
+    - ``loss_cap``: cap each image's cross-entropy at this many nats, i.e. minimise the mean of
+      ``min(CE_i, loss_cap)``: an image the model gives ``p(target) < exp(-loss_cap)`` stops
+      pulling on the weights. A linear model cannot fit a few percent of MNIST, and without a
+      cap those hopeless images dominate the gradient; capped, the weights serve the images
+      it can classify (bench/accuracy.md: MNIST validation 92.39% -> 92.99% at a cap of 5).
+      None trains on the plain cross-entropy. ``train_loss`` stays uncapped.
+    - ``loss_q``: generalised cross-entropy (Zhang & Sabuncu 2018): minimise the mean of
+      ``(1 - p(true)^q) / q``, whose gradient is the cross-entropy's scaled by ``p(true)^q``.
+      0 is the cross-entropy; hard labels only (not with ``soft_targets``). Composes with the cap.
+    - ``average_from``: from this epoch on, the weights at the end of each epoch are averaged
+      (stochastic weight averaging) and the model ends as that average, still one linear
+      layer; the average is validated, logged and kept in ``history.average``. It spans the
+      epochs of this call only.
+    - ``engine``: how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
+      (the C kernel of ``_kernel.c``, built on first use; CPU, float32), "torchscript" (a
+      compiled chunk of torch ops; any device), "python" (the plain loop of ``_python_engine``,
+      which also runs every other optimizer), or "auto": the first of these that applies here.
 
     Returns
     -------
@@ -380,186 +432,160 @@ def fit(model: MnistModel, train, val=None, *, epochs: int = 20, lr: float = 1e-
     >>> h[-1]["val_acc"] > 0.9
     True
     """
-    _check_positive(epochs=(epochs, 0), lr=(lr, 0), batch_size=(batch_size, 1))
-    if engine not in ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
-    if weight_decay < 0:
-        raise ConfigError(f"--weight-decay must be >= 0, got {weight_decay}")
-    check_robust_loss(loss_cap, loss_q, soft=soft_targets is not None)
-    cap, loss_q = math.inf if loss_cap is None else float(loss_cap), float(loss_q)
+    if isinstance(optimizer, str):
+        settings["optimizer"], optimizer = optimizer, None
+    cfg = (config or TrainConfig()).replace(**settings) if settings else (config or TrainConfig())
+    if soft_targets is not None and cfg.loss_q:
+        raise ConfigError(f"{_ref('loss_q')} works with hard labels only, not with soft targets")
+    last_epoch = start_epoch + cfg.epochs
+    if cfg.average_from is not None and not cfg.average_from <= last_epoch:
+        raise ConfigError(f"{_ref('average_from')} must be an epoch of this run (1..{last_epoch}), "
+                          f"got {cfg.average_from}")
     log = log or (lambda *a, **k: None)
     W, b = model.linear.weight, model.linear.bias
     device = W.device
-    opt = optimizer if not isinstance(optimizer, str) else make_optimizer(
-        model.parameters(), optimizer, lr, weight_decay, momentum)
+    opt = optimizer if optimizer is not None else make_optimizer(
+        model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     history = history if history is not None else History()
+    threads = cfg.threads or (DEFAULT_THREADS if device.type == "cpu" else None)
 
     with num_threads(threads), torch.no_grad():
         # -- data: kept as uint8 (4x less memory traffic than float), moved to the device once;
         #    gathering a batch of uint8 rows and converting it measured fastest (bench/)
         transform = getattr(model, "transform", "none")
         x, y, scale = _train_matrix(train, device, transform)
-        # Adam/AdamW run a chunk of whole batches per call, in C or TorchScript
-        engine_used = _pick_engine(engine, opt, W, y, x, soft=soft_targets is not None)
-        xv_yv = native_eval = None
-        if val is not None:  # validated every epoch: converted to float once (torch), or read as is (C)
-            xv, yv, sv = _train_matrix(val, device, transform)
-            if engine_used == "native" and xv.dtype in (torch.uint8, torch.float32):
-                native_eval = _native_evaluator(xv, yv, sv, W, b)
-            else:
-                xv_yv = (xv.to(W.dtype) * sv, yv)
-        n = len(y)
-        if n == 0:
-            raise ConfigError("the training set is empty")
-        if x.shape[0] != n or (val is not None and xv.shape[0] != len(yv)):
-            raise ConfigError(f"images and labels differ in number: {x.shape[0]} images, {n} labels"
-                              if x.shape[0] != n else
-                              f"validation images and labels differ in number: {xv.shape[0]} and {len(yv)}")
-        for what, m in (("training", x), ("validation", xv if val is not None else None)):
-            if m is not None and (m.dim() != 2 or m.shape[1] != W.shape[1]):
-                raise ConfigError(f"{what} images have {m.shape[1] if m.dim() == 2 else 'no'} features per "
-                                  f"image, the model expects {W.shape[1]} (28x28)")
-        for what, labels in (("training", y), ("validation", yv if val is not None else y)):
-            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= W.shape[0]):
-                raise ConfigError(f"{what} labels must lie in 0..{W.shape[0] - 1}, "
-                                  f"found {int(labels.min())}..{int(labels.max())}")
-        onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
-        if soft_targets is not None:
-            soft_targets = torch.as_tensor(soft_targets).to(device=device, dtype=W.dtype)
-            if soft_targets.shape != (n, W.shape[0]):
-                raise ConfigError(f"soft_targets must have shape ({n}, {W.shape[0]}), one row per training "
-                                  f"image, got {tuple(soft_targets.shape)}")
-        if average_from is not None and not 1 <= average_from <= start_epoch + epochs:
-            raise ConfigError(f"--average-from must be an epoch of this run (1..{start_epoch + epochs}), "
-                              f"got {average_from}")
-        averaged = {"count": 0, "W": torch.zeros_like(W), "b": torch.zeros_like(b)}
-        W.grad = torch.zeros_like(W)
-        b.grad = torch.zeros_like(b)
-        step = opt.step
+        valid = _train_matrix(val, device, transform) if val is not None else None
+        _check_data(x, y, valid, W)
+        engine = _pick_engine(cfg.engine, opt, W, x, soft=soft_targets is not None)
+        evaluate_val = _validator(valid, engine, model) if valid is not None else None
+        soft = _check_soft_targets(soft_targets, len(y), W)
+        augment = augment if augment is not None else Augment(
+            shift=cfg.augment_shift, rotate=cfg.augment_rotate, scale=cfg.augment_scale, elastic=cfg.augment_elastic)
+        base = _augment_base(train, device, len(y)) if augment.active else None
+        history.engine = engine
 
-        def evaluate_val():
-            return native_eval() if native_eval is not None else _evaluate_matrix(model, *xv_yv)
-
-        def validate(epoch, train_loss, seconds):
-            row = {"epoch": epoch, "train_loss": train_loss}
-            if val is not None:
-                row.update(evaluate_val())
-            row["seconds"] = seconds
-            history.rows.append(row)
-            if epoch > start_epoch and on_epoch is not None:
-                on_epoch(epoch, row, opt)  # checkpoint first: a printed epoch is a saved epoch
-            if val is not None:
-                log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
-            return row
-
-        if not history.rows:  # epoch 0: the model before any training
-            before = (_native_evaluator(x, y, scale, W, b)() if engine_used == "native"
-                      else _evaluate_matrix(model, x, y, scale))
-            validate(0, before["val_loss"], 0.0)
-
-        def _end_epoch(epoch, train_loss, seconds):
-            if not math.isfinite(train_loss) or not torch.isfinite(W).all():
+        def end_epoch(epoch, train_loss, seconds):
+            if epoch > start_epoch and (not math.isfinite(train_loss) or not torch.isfinite(W).all()):
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch}: the loss became {train_loss} "
                     f"(lr={_lr(opt):g}); try a smaller learning rate, e.g. --lr {_lr(opt) / 10:g}")
-            validate(epoch, train_loss, seconds)
+            row = {"epoch": epoch, "train_loss": train_loss, **_val_row(evaluate_val), "seconds": seconds}
+            history.rows.append(row)
+            if epoch > start_epoch and on_epoch is not None:
+                on_epoch(epoch, row, opt)  # checkpoint first: a printed epoch is a saved epoch
+            if evaluate_val is not None:
+                log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
 
-        robust = cap < math.inf or loss_q != 0.0
-        chunk = _compiled_chunk() if engine_used == "torchscript" else None
-        native = _native_chunk(opt, W, b, batch_size) if engine_used == "native" else None
-        history.engine = engine_used
-        show = sys.stderr.isatty() if progress is None else progress
-        # log p(true class) of every image lands in one buffer: no host sync inside the epoch
-        true_logp = torch.empty(n, device=device, dtype=W.dtype)
-        b_col, gW, gb = b.view(-1, 1), W.grad, b.grad
+        if not history.rows:  # epoch 0: the model before any training
+            before = (_native_evaluator(x, y, scale, W, b)() if engine == "native"
+                      else _evaluate_matrix(model, x, y, scale))  # no float copy of the training set
+            end_epoch(0, before["loss"], 0.0)
+
+        # -- the epochs ---------------------------------------------------------------------
+        W.grad, b.grad = torch.zeros_like(W), torch.zeros_like(b)
+        n, bs = len(y), cfg.batch_size
+        true_logp = torch.empty(n, device=device, dtype=W.dtype)  # one buffer: no host sync inside the epoch
         # buffers reused by every batch: fresh 100 kB allocations cost page faults each time
-        xbuf = torch.empty(batch_size, x.shape[1], device=device, dtype=W.dtype)
-        augmenting = augment is not None and augment.active
-        if augmenting:  # the undistorted images, as floats, from which each epoch is drawn
-            base = (train.features() if isinstance(train, ImageSet) else train[0].reshape(n, -1).float()).to(device)
-        ubuf = torch.empty(batch_size, x.shape[1], device=device, dtype=W.dtype if augmenting else x.dtype)
-        base_lr, last_epoch = _lr(opt), start_epoch + epochs
+        xbuf = torch.empty(bs, x.shape[1], device=device, dtype=W.dtype)
+        ubuf = torch.empty(bs, x.shape[1], device=device, dtype=W.dtype if base is not None else x.dtype)
+        run = _ENGINES[engine](opt, W, b, xbuf, ubuf, bs, math.inf if cfg.loss_cap is None else cfg.loss_cap,
+                               cfg.loss_q)
+        onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
+        step_images = bs * max(1, CHUNK_IMAGES // bs)  # whole batches per call: the Python loop's batches
+        average = _WeightAverage(W, b, cfg.average_from)
+        base_lr = _lr(opt)
+        show = sys.stderr.isatty() if progress is None else progress
         for epoch in range(start_epoch + 1, last_epoch + 1):
             t0 = time.perf_counter()
-            if lr_schedule == "cosine":
+            if cfg.lr_schedule == "cosine":
                 _set_lr(opt, base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / last_epoch)))
-            perm = torch.randperm(n, generator=epoch_generator(seed, epoch)).to(device)
-            if augmenting:
-                from .augment import augment_images
-                from .transforms import apply as apply_transform
-                x = apply_transform(transform, augment_images(base, augment, epoch_generator(seed + 7_919, epoch)))
-                scale = 1.0
+            perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch)).to(device)
+            if base is not None:  # a freshly distorted copy of the training images, then the transform
+                x, scale = _augmented(base, augment, transform, cfg.seed, epoch), 1.0
             y_epoch = y[perm]
-            if soft_targets is not None:
-                targets = soft_targets[perm]
-            else:
-                targets = onehot[y_epoch] if native is None else None  # the C kernel reads labels
-            bar = _progress_bar(n, epoch, start_epoch + epochs) if show else None
-            try:
-                if chunk is not None or native is not None:
-                    # whole batches per call, so the batches are exactly the Python loop's
-                    step_images = batch_size * max(1, CHUNK_IMAGES // batch_size)
+            targets = soft[perm] if soft is not None else (onehot[y_epoch] if engine != "native" else None)
+            with _progress_bar(n, epoch, last_epoch, show) as bar:
+                try:
                     for start in range(0, n, step_images):
                         stop = min(n, start + step_images)
-                        if native is not None:
-                            native(x, perm, y_epoch, start, stop, scale, true_logp, cap, loss_q)
-                        else:
-                            chunk(x, perm, y_epoch, targets, start, stop, W, b, gW, gb, xbuf, ubuf, true_logp,
-                                  opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
-                                  opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale, cap, loss_q)
-                        if bar is not None:
-                            bar.update(stop - start)
-                else:
-                    # one split per epoch instead of slicing per batch: indexing is slow next to the maths
-                    batches = zip(perm.split(batch_size), y_epoch.split(batch_size), targets.split(batch_size),
-                                  true_logp.split(batch_size))
-                    for idx, yb, t, logp in batches:
-                        # -- forward: gather one batch (uint8: the cheapest memory traffic) -------
-                        bs = idx.shape[0]
-                        xb = xbuf[:bs]
-                        xb.copy_(torch.index_select(x, 0, idx, out=ubuf[:bs]))
-                        # logits transposed, (10, bs) = W @ xb.T: this GEMM shape measured ~1.5x
-                        # faster than xb @ W.T for 10 outputs; log-softmax down each column
-                        z = torch.log_softmax(torch.addmm(b_col, W, xb.t(), alpha=scale), 0)
-                        # -- loss bookkeeping: CE = -log p(true class) -------------------------------
-                        torch.gather(z, 0, yb.view(1, -1), out=logp.view(1, -1))
-                        # -- robust losses (loss_cap, loss_q): a weight per image on its gradient --
-                        weight = _robust_weight(z, t.t(), logp, cap, loss_q) if robust else None
-                        # -- backward in closed form: d(mean CE)/dz = (softmax - onehot) / bs ---
-                        z.exp_().sub_(t.t())
-                        if weight is not None:
-                            z.mul_(weight)
-                        torch.addmm(gW, z, xb, beta=0, alpha=scale / bs, out=gW)
-                        torch.mean(z, 1, out=gb)
-                        # -- update --------------------------------------------------------------
-                        step()
-                        if bar is not None:
-                            bar.update(bs)
-            except KeyboardInterrupt:
-                raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
-            finally:
-                if bar is not None:
-                    bar.close()
-            _end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
-            if average_from is not None and epoch >= average_from:
-                averaged["count"] += 1
-                averaged["W"] += (W - averaged["W"]) / averaged["count"]  # running mean: no large sums
-                averaged["b"] += (b - averaged["b"]) / averaged["count"]
-        if averaged["count"]:
-            W.copy_(averaged["W"])
-            b.copy_(averaged["b"])
-            first = max(average_from, start_epoch + 1)
-            history.average = {"from": first, "to": start_epoch + epochs, "epochs": averaged["count"]}
-            if val is not None:
-                history.average.update(evaluate_val())
-                log(f"Averaged weights of epochs {first}-{start_epoch + epochs}, "
+                        run(x, perm, y_epoch, targets, start, stop, scale, true_logp)
+                        bar.update(stop - start)
+                except KeyboardInterrupt:
+                    raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
+            end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
+            average.add(epoch, W, b)
+        if average.count:
+            W.copy_(average.W)
+            b.copy_(average.b)
+            first = max(cfg.average_from, start_epoch + 1)
+            history.average = {"from": first, "to": last_epoch, "epochs": average.count, **_val_row(evaluate_val)}
+            if evaluate_val is not None:
+                log(f"Averaged weights of epochs {first}-{last_epoch}, "
                     f"val_loss: {history.average['val_loss']:.4f}, val_acc: {history.average['val_acc']:.4f}")
         W.grad = None
         b.grad = None
         _set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
     return history
+
+
+def _val_row(evaluate_val) -> dict:
+    """A history row's validation columns (the notebook's names), or none without validation."""
+    if evaluate_val is None:
+        return {}
+    r = evaluate_val()
+    return {"val_loss": r["loss"], "val_acc": r["accuracy"]}
+
+
+def _validator(matrix, engine, model):
+    """A function returning evaluate()'s dict for ``matrix = (x, y, scale)`` under the model's
+    current weights: the C kernel reads the images as they are; torch converts them to float
+    once, here, not every epoch."""
+    x, y, scale = matrix
+    W, b = model.linear.weight, model.linear.bias
+    if engine == "native" and x.dtype in (torch.uint8, torch.float32):
+        return _native_evaluator(x, y, scale, W, b)
+    xf = x.to(W.dtype) * scale
+    return lambda: _evaluate_matrix(model, xf, y)
+
+
+def _check_data(x, y, valid, W) -> None:
+    """One-line errors for training (and validation) sets that do not fit the model, before
+    any kernel reads them."""
+    n = len(y)
+    if n == 0:
+        raise ConfigError("the training set is empty")
+    if x.shape[0] != n:
+        raise ConfigError(f"images and labels differ in number: {x.shape[0]} images, {n} labels")
+    if valid is not None and valid[0].shape[0] != len(valid[1]):
+        raise ConfigError(f"validation images and labels differ in number: {valid[0].shape[0]} and {len(valid[1])}")
+    for what, (m, labels) in (("training", (x, y)), ("validation", valid[:2] if valid is not None else (x, y))):
+        if m.dim() != 2 or m.shape[1] != W.shape[1]:
+            raise ConfigError(f"{what} images have {m.shape[1] if m.dim() == 2 else 'no'} features per "
+                              f"image, the model expects {W.shape[1]} (28x28)")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= W.shape[0]):
+            raise ConfigError(f"{what} labels must lie in 0..{W.shape[0] - 1}, "
+                              f"found {int(labels.min())}..{int(labels.max())}")
+
+
+def _check_soft_targets(soft_targets, n, W):
+    if soft_targets is None:
+        return None
+    soft = torch.as_tensor(soft_targets).to(device=W.device, dtype=W.dtype)
+    if soft.shape != (n, W.shape[0]):
+        raise ConfigError(f"soft_targets must have shape ({n}, {W.shape[0]}), one row per training "
+                          f"image, got {tuple(soft.shape)}")
+    return soft
+
+
+def _augment_base(train, device, n):
+    """The undistorted training images, as floats, from which each augmented epoch is drawn."""
+    return (train.features() if isinstance(train, ImageSet) else train[0].reshape(n, -1).float()).to(device)
+
+
+def _augmented(base, augment, transform, seed, epoch):
+    from .augment import augment_images
+    from .transforms import apply as apply_transform
+    return apply_transform(transform, augment_images(base, augment, epoch_generator(seed + 7_919, epoch)))
 
 
 def _train_matrix(data, device, transform: str = "none"):
@@ -585,18 +611,14 @@ def _lr(opt) -> float:
     return opt.lr if isinstance(opt, Optimizer) else opt.param_groups[0]["lr"]
 
 
-def _progress_bar(total, epoch, last):
+def _progress_bar(total, epoch, last, show: bool):
+    """A tqdm bar for one epoch on stderr, or a context that shows nothing."""
+    if not show:
+        return nullcontext(SimpleNamespace(update=lambda k: None))
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"epoch {epoch}/{last}", unit="img", unit_scale=True,
                 leave=False, mininterval=0.2, file=sys.stderr)
-
-
-def _check_positive(**values):
-    for name, (v, low) in values.items():
-        if v is None or v < low or (low == 0 and v <= 0):
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} must be {'positive' if low == 0 else f'at least {low}'}, got {v}")
 
 
 @torch.no_grad()

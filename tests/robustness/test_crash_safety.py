@@ -151,7 +151,7 @@ def test_two_runs_never_share_a_folder(tmp_path):
 def test_same_timestamp_gets_a_suffix(tmp_path, monkeypatch):
     import datetime as dt
 
-    from mnist_logreg import cli
+    from mnist_logreg import run
 
     class Frozen(dt.datetime):
         @classmethod
@@ -159,6 +159,6 @@ def test_same_timestamp_gets_a_suffix(tmp_path, monkeypatch):
             return cls(2026, 1, 2, 3, 4, 5)
 
     monkeypatch.setattr(dt, "datetime", Frozen)
-    a = cli._new_run_dir(tmp_path, None, "mnist")
-    b = cli._new_run_dir(tmp_path, None, "mnist")
+    a = run.new_run_dir(tmp_path, None, "mnist")
+    b = run.new_run_dir(tmp_path, None, "mnist")
     assert (a.name, b.name) == ("mnist-20260102-030405", "mnist-20260102-030405-2")

@@ -1,0 +1,439 @@
+"""A training run as a library: a run folder made, trained, checkpointed, reported.
+
+``train_run(cfg)`` does exactly what ``mnist-logreg train`` does (the CLI calls it), and
+``Run.open(path).resume(epochs=5)`` is the notebook's "another round of 5 epochs" from the
+saved optimizer state, bit for bit the same as an uninterrupted run.
+
+A run folder holds ``checkpoint.pt`` (weights, optimizer state, resolved config, history,
+metrics), ``config.toml`` (the same config, readable, and accepted by ``train --config``),
+``history.csv`` / ``history.json``, ``metrics.json``, ``accuracy.png``, ``samples.png`` and the
+report (``report.html`` and its figures). A printed epoch is a saved epoch; Ctrl-C or
+divergence between checkpoints saves the last complete epoch.
+
+Examples
+--------
+>>> from mnist_logreg import TrainConfig, train_run, Run
+>>> run = train_run(TrainConfig(dry_run=True), runs_dir="runs", name="demo", report=False, log=None)
+>>> run.path.name, run.config.epochs, [r["epoch"] for r in run.history]
+('demo', 1, [0, 1])
+>>> run = Run.open("runs/demo").resume(epochs=2, report=False, log=None)
+>>> run.config.epochs, run.epoch, 0.5 < run.metrics["test_acc"] <= 1
+(3, 3, True)
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import ConfigError, setting_ref as _ref
+from .train import TrainingDiverged, TrainingInterrupted
+
+
+@dataclass
+class Run:
+    """A run folder: its config, history, metrics and model, read from its checkpoint.
+
+    Attributes are read when first asked for: ``config`` (a :class:`TrainConfig`),
+    ``history`` (per-epoch rows), ``metrics`` (``test_acc``, ``val_acc``, ...), ``model``,
+    ``epoch`` (epochs trained).
+    """
+
+    path: Path
+    _ckpt: object = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, path) -> "Run":
+        """The run in folder ``path`` (or the folder of a ``checkpoint.pt``)."""
+        from .checkpoint import load_checkpoint
+
+        path = Path(path)
+        ckpt = load_checkpoint(path)
+        return cls(ckpt.path.parent, ckpt)
+
+    @property
+    def checkpoint(self):
+        if self._ckpt is None:
+            from .checkpoint import load_checkpoint
+            self._ckpt = load_checkpoint(self.path)
+        return self._ckpt
+
+    @property
+    def config(self) -> TrainConfig:
+        return config_of(self.checkpoint)
+
+    @property
+    def history(self) -> list:
+        return list(self.checkpoint.history)
+
+    @property
+    def metrics(self) -> dict:
+        return dict(self.checkpoint.metrics)
+
+    @property
+    def model(self):
+        return self.checkpoint.model
+
+    @property
+    def epoch(self) -> int:
+        return self.checkpoint.epoch
+
+    def resume(self, epochs: int = 20, *, report: bool = True, log=print, progress=None, **settings) -> "Run":
+        """Train ``epochs`` more epochs from the last checkpoint (its optimizer state, its
+        split, its seed), as ``mnist-logreg train --resume RUN --epochs N`` does. ``settings``
+        may change how it runs (``threads``, ``engine``, ``device``, ``checkpoint_every``,
+        ``data_dir``, ``no_download``); a setting that changes the maths is refused."""
+        ckpt = self.checkpoint
+        if not ckpt.config or ckpt.optimizer_state is None:
+            raise ConfigError(f"{self.path}: not a training checkpoint of this tool (no config or optimizer "
+                              f"state); evaluate or predict accept it, resume does not")
+        old = config_of(ckpt)
+        fixed = {k: v for k, v in settings.items() if k in old.names() and not _resumable(k) and v != getattr(old, k)}
+        if fixed:
+            k = sorted(fixed)[0]
+            raise ConfigError(f"{_ref(k)} cannot change when a run is resumed (the run has {getattr(old, k)!r}); "
+                              f"start a new run for other settings")
+        cfg = old.replace(**settings, epochs=ckpt.epoch + epochs)
+        if cfg.solver == "newton":
+            raise ConfigError("resume continues mini-batch training; a newton run is already at its optimum")
+        return _execute(cfg, self.path, ckpt, report=report, log=log, progress=progress)
+
+
+def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None = None, *, report: bool = True,
+              log=print, progress=None) -> Run:
+    """Train a model as ``mnist-logreg train`` does and write its run folder.
+
+    Parameters
+    ----------
+    cfg : the settings (default ``TrainConfig()``, the notebook's)
+    runs_dir : where run folders are created
+    name : the run folder's name (default ``DATASET-YYYYmmdd-HHMMSS``); an existing name is an error
+    report : also write ``report.html`` and its figures
+    log : where progress lines go (``print``; None for silence)
+    progress : a progress bar per epoch (default: when stderr is a terminal)
+
+    Returns
+    -------
+    Run, trained. Ctrl-C raises :class:`TrainingInterrupted` after saving the last complete
+    epoch; divergence raises :class:`TrainingDiverged` and keeps the last good checkpoint.
+    """
+    cfg = resolve(cfg or TrainConfig())
+    return _execute(cfg, None, None, report=report, log=log, progress=progress, runs_dir=runs_dir, name=name)
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """The config as the run records it: the dataset's canonical name (``kaggle-csv`` for a
+    CSV), the CSV's absolute path, one epoch for a dry run."""
+    from .datasets import get_spec
+
+    changes = {"dataset": "kaggle-csv" if cfg.train_csv else get_spec(cfg.dataset).name}
+    if cfg.train_csv:
+        changes["train_csv"] = str(Path(cfg.train_csv).resolve())
+    if cfg.dry_run:
+        changes["epochs"] = 1
+    return cfg.replace(**changes)
+
+
+def config_of(ckpt) -> TrainConfig:
+    """The TrainConfig saved in a checkpoint. Keys of older versions that are no settings are
+    left out; a missing setting takes its default."""
+    values = {k: v for k, v in ckpt.config.items() if k in TrainConfig.names()}
+    return TrainConfig.from_dict(values, source=f"{ckpt.path}: config")
+
+
+def _resumable(name: str) -> bool:
+    import dataclasses
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["resumable"] or name == "epochs"
+
+
+# -- the work -------------------------------------------------------------------------------
+def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, name=None) -> Run:
+    """Check, read the data, build the model, train, and write the run files."""
+    log = log or (lambda *a, **k: None)
+    device = _check_before_reading(cfg)
+    data = load_training_data(cfg, log)
+    session = _Session(cfg, device, data, resumed, log)
+    session.run_dir = run_dir if run_dir is not None else new_run_dir(runs_dir, name, cfg.dataset)
+    log(f"run folder: {session.run_dir}")
+    if cfg.solver == "newton":
+        session.train_newton()
+    else:
+        session.train_minibatch(progress)
+    session.finish(report)
+    return Run.open(session.run_dir)
+
+
+def _check_before_reading(cfg: TrainConfig) -> str:
+    """The device, and the settings that cannot run here refused before any data is read
+    or any file written."""
+    from .train import check_engine
+
+    device = _device(cfg.device)
+    if cfg.solver == "minibatch":
+        check_engine(cfg.engine, cfg.optimizer, device, soft=cfg.distill_epochs > 0)
+        if cfg.average_from is not None and cfg.average_from > cfg.epochs:
+            raise ConfigError(f"{_ref('average_from')} {cfg.average_from} is after the run's last epoch "
+                              f"({cfg.epochs})")
+    return device
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{_ref('device')} {name}: no CUDA device is available (use cpu)")
+    return name
+
+
+@dataclass
+class TrainingData:
+    train: object
+    val: object  # None when val_size is 0
+    test: object  # None for a Kaggle CSV
+    classes: tuple
+
+
+def load_training_data(cfg: TrainConfig, log=print) -> TrainingData:
+    """The run's training, validation and test sets, read and checked."""
+    from .data import load_dataset, load_kaggle_csv, split
+
+    if cfg.train_csv:
+        full = load_kaggle_csv(cfg.train_csv, labelled=True)
+        if full.labels.min() < 0:
+            raise ConfigError(f"{cfg.train_csv}: has no label column; training needs train.csv")
+        test = None
+    else:
+        full = load_dataset(cfg.dataset, "train", cfg.data_dir, download=not cfg.no_download, log=log)
+        test = load_dataset(cfg.dataset, "test", cfg.data_dir, download=False, log=log)
+    train, val = split(full, cfg.val_size, cfg.seed)
+    if cfg.dry_run:
+        train, val = train.subset(slice(0, 2000)), val.subset(slice(0, 1000))
+        test = test.subset(slice(0, 1000)) if test is not None else None
+    return TrainingData(train, val if len(val) else None, test, full.classes)
+
+
+def new_run_dir(runs_dir, name, dataset) -> Path:
+    """A new, empty run folder ``runs_dir/name`` (default ``DATASET-YYYYmmdd-HHMMSS``, with a
+    suffix when taken); made atomically, so two runs never share one."""
+    root = Path(runs_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{root}: cannot create the runs folder: {e.strerror}") from None
+    base = name or f"{dataset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for k in range(1000):
+        cand = root / (base if k == 0 else f"{base}-{k + 1}")
+        try:
+            cand.mkdir()  # atomic: two runs never get the same folder
+            return cand
+        except FileExistsError:
+            if name:
+                raise ConfigError(f"{cand}: run folder exists (use --resume {cand} to continue it, "
+                                  f"or another --name)") from None
+        except OSError as e:
+            raise ConfigError(f"{cand}: cannot create the run folder: {e.strerror}") from None
+    raise ConfigError(f"{root}: too many runs named {base}")
+
+
+class _Session:
+    """One training session of a run: the model, its optimizer and history, the checkpoint
+    they are saved to, and the last complete epoch kept in memory for Ctrl-C."""
+
+    def __init__(self, cfg, device, data: TrainingData, resumed, log):
+        import torch
+
+        from .model import MnistModel
+        from .train import History, make_optimizer
+
+        self.cfg, self.device, self.data, self.log = cfg, device, data, log
+        self.run_dir = None
+        torch.manual_seed(cfg.seed)
+        self.model = MnistModel(transform=cfg.transform).to(device)
+        self.opt = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+        self.history = History()
+        self.start_epoch = 0
+        if resumed is not None:
+            self.model.load_state_dict(resumed.model.state_dict())
+            try:
+                self.opt.load_state_dict(resumed.optimizer_state)
+            except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as e:
+                raise ConfigError(f"{resumed.path}: optimizer state does not fit: {e}") from None
+            self.history.rows = list(resumed.history)
+            self.start_epoch = resumed.epoch
+        self.written, self.snapshot = self.start_epoch, None
+        self.config_written = False  # config.toml: once per session, beside the first checkpoint
+        self.info = {}  # what the solver or distillation adds to the metrics
+        log(f"MnistModel: {self.model.num_parameters():,} parameters (linear.weight 10x784 + linear.bias 10)")
+        log(f"data: {len(data.train):,} train, {len(data.val) if data.val else 0:,} validation"
+            + (f", {len(data.test):,} test" if data.test is not None else "") + f" ({cfg.dataset})")
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def write_checkpoint(self, epoch, metrics=None):
+        from .checkpoint import atomic_write_text, save
+
+        save(self.model, self.ckpt_path, optimizer=self.opt, epoch=epoch, config=self.cfg.to_dict(),
+             dataset=self.cfg.dataset, classes=self.data.classes, metrics=metrics or {}, history=self.history.rows)
+        if not self.config_written:
+            atomic_write_text(self.run_dir / "config.toml", self.cfg.to_toml())
+            self.config_written = True
+
+    def on_epoch(self, epoch, row, _opt):
+        if epoch % self.cfg.checkpoint_every == 0:
+            self.write_checkpoint(epoch)
+            self.written, self.snapshot = epoch, None
+        else:  # 7,850 weights and the optimizer state: cheap to keep for Ctrl-C
+            self.snapshot = (epoch, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict()),
+                             list(self.history.rows))
+
+    def save_snapshot(self):
+        if self.snapshot is None:
+            return
+        epoch, model_sd, opt_sd, rows = self.snapshot
+        self.model.load_state_dict(model_sd)
+        self.opt.load_state_dict(opt_sd)
+        self.history.rows[:] = rows
+        self.write_checkpoint(epoch)
+        self.written = epoch
+
+    # -- the two solvers -----------------------------------------------------------------------
+    def train_newton(self):
+        from .solver import solve
+        from .train import evaluate
+
+        cfg, val = self.cfg, self.data.val
+        result = solve(self.data.train, cfg.lam, tol=cfg.tol, max_iter=cfg.max_iter,
+                       threads=cfg.threads or os.cpu_count(), transform=cfg.transform, log=self.log)
+        self.log(result.summary())
+        self.model.load_state_dict(result.model.state_dict())
+        row = {"epoch": result.iterations, "train_loss": result.objective}
+        if val is not None:
+            r = evaluate(self.model, val)
+            row.update(val_loss=r["loss"], val_acc=r["accuracy"])
+            self.log(f"val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
+        self.history.rows.append({**row, "seconds": result.seconds})
+        self.info["solver"] = {
+            "objective": result.objective, "grad_norm": result.grad_norm, "iterations": result.iterations,
+            "hessian_products": result.hessian_products, "converged": result.converged,
+            "seconds": round(result.seconds, 3), "lam": cfg.lam, "tol": cfg.tol,
+            "sklearn_C": 1.0 / (cfg.lam * len(self.data.train))}
+
+    def train_minibatch(self, progress):
+        from .train import fit
+
+        cfg = self.cfg
+        soft = self.distill() if cfg.distill_epochs else None
+        try:
+            fit(self.model, self.data.train, self.data.val, cfg, epochs=cfg.epochs - self.start_epoch,
+                optimizer=self.opt, soft_targets=soft, start_epoch=self.start_epoch, history=self.history,
+                on_epoch=self.on_epoch, progress=progress, log=self.log)
+        except (TrainingInterrupted, KeyboardInterrupt) as e:
+            self.save_snapshot()
+            e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")
+            if self.ckpt_path.exists():
+                raise TrainingInterrupted(
+                    f"{e}; saved the last complete epoch ({self.written}) in {self.ckpt_path}; continue with: "
+                    f"mnist-logreg train --resume {self.run_dir} --epochs N") from None
+            raise TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume") from None
+        except TrainingDiverged as e:
+            self.save_snapshot()
+            kept = (f"; the last good checkpoint (epoch {self.written}) is kept in {self.ckpt_path}"
+                    if self.ckpt_path.exists() else "")
+            raise TrainingDiverged(f"{e}{kept}") from None
+
+    def distill(self):
+        """Soft targets from a small CNN teacher trained for ``distill_epochs`` (see distill.py)."""
+        import torch
+
+        from .distill import soft_targets, train_teacher
+
+        cfg, train, val, device = self.cfg, self.data.train, self.data.val, self.device
+        self.log(f"distillation: training the teacher CNN for {cfg.distill_epochs} epochs")
+        with torch.no_grad():
+            xt = train.features().to(device)
+        teacher = train_teacher(xt, train.labels.to(device), cfg.distill_epochs, seed=cfg.seed, log=self.log)
+        soft = soft_targets(teacher, xt, train.labels.to(device), cfg.distill_temperature, cfg.distill_alpha)
+        info = {"teacher_epochs": cfg.distill_epochs, "temperature": cfg.distill_temperature,
+                "alpha": cfg.distill_alpha}
+        if val is not None:
+            with torch.no_grad():
+                info["teacher_val_acc"] = float((teacher(val.features().to(device)).argmax(1)
+                                                 == val.labels.to(device)).float().mean())
+            self.log(f"teacher val_acc: {info['teacher_val_acc']:.4f}")
+        self.info["distillation"] = info
+        return soft
+
+    # -- the run files -----------------------------------------------------------------------
+    def metrics(self) -> dict:
+        from .train import evaluate
+
+        rows, history = self.history.rows, self.history
+        m = {"val_loss": rows[-1].get("val_loss"), "val_acc": rows[-1].get("val_acc"), "epochs": rows[-1]["epoch"],
+             "train_seconds": round(sum(r.get("seconds", 0) for r in rows), 3)}
+        if "solver" in self.info:
+            m["solver"] = self.info["solver"]
+        elif history.engine:
+            m["engine"] = history.engine  # which engine ran (auto picks one)
+        if "distillation" in self.info:
+            m["distillation"] = self.info["distillation"]
+        if history.average is not None:  # the model is the average: its validation is the run's
+            m["weight_average"] = dict(history.average)
+            if "val_acc" in history.average:
+                m.update(val_loss=history.average["val_loss"], val_acc=history.average["val_acc"])
+        if self.data.test is not None:
+            r = evaluate(self.model, self.data.test)
+            m.update(test_loss=r["loss"], test_acc=r["accuracy"])
+            self.log(f"test_loss: {r['loss']:.4f}, test_acc: {r['accuracy']:.4f}")
+        return m
+
+    def finish(self, report: bool):
+        from .checkpoint import atomic_write_text
+        from .plots import accuracy_plot, image_grid
+
+        run_dir, rows, log = self.run_dir, self.history.rows, self.log
+        metrics = self.metrics()
+        self.write_checkpoint(rows[-1]["epoch"], metrics)
+        write_history(run_dir, rows)
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        if len(rows) > 1:
+            accuracy_plot(rows, run_dir / "accuracy.png")
+        train = self.data.train
+        image_grid(train.images[:16], train.labels[:16], run_dir / "samples.png", classes=self.data.classes,
+                   title=f"{self.cfg.dataset}: training images")
+        log(f"wrote {self.ckpt_path}, config.toml, history.csv, history.json, metrics.json, "
+            + ("accuracy.png, " if len(rows) > 1 else "") + "samples.png")
+        if not report:
+            return
+        if self.data.test is None:
+            log("no report: a Kaggle CSV run has no test set of its own (run mnist-logreg report "
+                f"{run_dir} --dataset mnist to report on MNIST's test set, which Kaggle's images overlap)")
+            return
+        from .report import build_report
+        build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log)
+
+
+def write_history(run_dir: Path, rows: list) -> None:
+    """``history.csv`` (the notebook's columns) and ``history.json``."""
+    from .checkpoint import atomic_write_text
+
+    cols = ["epoch", "train_loss", "val_loss", "val_acc", "seconds"]
+    lines = [",".join(cols)]
+    for r in rows:
+        lines.append(",".join("" if r.get(c) is None else (str(r[c]) if c == "epoch" else f"{r[c]:.6f}")
+                              for c in cols))
+    atomic_write_text(run_dir / "history.csv", "\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "history.json", json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use mnist-logreg train, or train_run() from Python")
