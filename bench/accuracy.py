@@ -26,7 +26,7 @@ import time
 import torch
 
 from mnist_logreg import MnistModel, evaluate, fit, load_dataset, split
-from mnist_logreg.tune import choose, lam_path
+from mnist_logreg.tuning import choose, lam_path
 
 
 def run_adam(train, val, test, transform, epochs, seed):

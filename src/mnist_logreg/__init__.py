@@ -1,5 +1,11 @@
 """mnist-logreg: multinomial logistic regression on MNIST-like data, fast, exact and explained.
 
+A whole run, as ``mnist-logreg train`` does it (run folder, checkpoints, report)::
+
+    from mnist_logreg import TrainConfig, train_run, Run
+    run = train_run(TrainConfig.preset("digits"), runs_dir="runs")
+    run.metrics["test_acc"]; Run.open(run.path).resume(epochs=5)
+
 The notebook's vocabulary, from Python::
 
     from mnist_logreg import load_dataset, split, MnistModel, fit, evaluate, save, load
@@ -26,6 +32,8 @@ _EXPORTS = {
     # preprocess() and export() live in modules of the same name: import them from there
     # (mnist_logreg.preprocess.preprocess, mnist_logreg.export.export)
     "build_report": "report",
+    "TrainConfig": "config", "TuneConfig": "config", "PRESETS": "config",
+    "train_run": "run", "Run": "run", "tune": "tuning", "TrainingInterrupted": "train", "TrainingDiverged": "train",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -9,7 +9,7 @@ reproducible, and as resumable, as a plain one.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,6 @@ class Augment:
     @property
     def active(self) -> bool:
         return any(v > 0 for v in (self.shift, self.rotate, self.scale, self.elastic))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def augment_images(images: torch.Tensor, aug: Augment, generator: torch.Generator, chunk: int = 2048) -> torch.Tensor:

@@ -348,11 +348,13 @@ def cmd_train(args):
 
 def cmd_tune(args):
     from .config import TUNE_TRAIN_SETTINGS, TrainConfig, TuneConfig
-    from .tune import tune
+    from .tuning import tune
 
     cfg = TrainConfig().replace(**_given(args, TUNE_TRAIN_SETTINGS))
     search = TuneConfig().replace(**_given(args, TuneConfig.names()))
-    result = tune(cfg, search, args.runs_dir, args.name, log=functools.partial(print, flush=True))
+    # with --json, stdout is the JSON alone: the progress lines go to stderr
+    log = functools.partial(print, flush=True, file=sys.stderr if args.json else sys.stdout)
+    result = tune(cfg, search, args.runs_dir, args.name, log=log)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     return 0

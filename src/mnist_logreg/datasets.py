@@ -4,7 +4,7 @@ Adding an MNIST-format dataset (KMNIST, EMNIST-digits, ...) is one ``DatasetSpec
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,6 @@ class DatasetSpec:
     md5: dict[str, str]            # role -> md5 of the .gz download
     system_dirs: tuple[str, ...] = ()  # where an OS package installs the files
     image_shape: tuple[int, int] = (28, 28)
-    mean: float = 0.0              # pixel statistics of the training set, in [0, 1]
-    std: float = 1.0
-    notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 ROLES = ("train-images", "train-labels", "test-images", "test-labels")
@@ -51,8 +47,6 @@ DATASETS: dict[str, DatasetSpec] = {
             "test-images": "9fb629c4189551a2d022fa330f9573f3",
             "test-labels": "ec29112dd5afa0611ce80d1b7f02629c",
         },
-        mean=0.1307,
-        std=0.3081,
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -68,8 +62,6 @@ DATASETS: dict[str, DatasetSpec] = {
             "test-labels": "bb300cfdad3c16e7a12a480ee83cd310",
         },
         system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian: dataset-fashion-mnist
-        mean=0.2860,
-        std=0.3530,
     ),
     "kmnist": DatasetSpec(
         name="kmnist",
@@ -83,8 +75,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "test-images": "5c965bf0a639b31b8f53240b1b52f4d7",
             "test-labels": "7320c461ea6c1c855c0b718fb2a4b134",
         },
-        notes="Kuzushiji-MNIST, CC BY-SA 4.0",
-    ),
+    ),  # Kuzushiji-MNIST, CC BY-SA 4.0
 }
 
 

@@ -39,8 +39,3 @@ class MnistModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (softmax of the logits), shape (n, 10)."""
-        return torch.softmax(self(x.to(self.linear.weight.dtype)), dim=1)

@@ -49,10 +49,6 @@ class Optimizer:
                 if dst.shape != src.shape:
                     raise ConfigError(f"optimizer state {key!r} has shape {tuple(src.shape)}, expected {tuple(dst.shape)}")
                 dst.copy_(src)
-        self._loaded(sd)
-
-    def _loaded(self, sd):
-        pass
 
 
 class Adam(Optimizer):
