@@ -135,7 +135,7 @@ def test_split_seeded_and_disjoint(mnist_train):
 
 
 def test_split_rejects_bad_size(mnist_test):
-    with pytest.raises(ConfigError, match="--val-size"):
+    with pytest.raises(ConfigError, match="^val_size must be between 0 and"):
         split(mnist_test, 10_000)
 
 

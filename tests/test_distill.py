@@ -20,7 +20,7 @@ def test_teacher_learns_and_targets_mix_labels_and_teacher(mnist_train, mnist_te
         expected = 0.3 * torch.nn.functional.one_hot(y, 10) + 0.7 * torch.softmax(teacher(x) / 2.0, 1)
     torch.testing.assert_close(t, expected)
     assert torch.equal(soft_targets(teacher, x, y, alpha=1.0), torch.nn.functional.one_hot(y, 10).float())
-    with pytest.raises(ConfigError, match="--distill-temperature must be positive"):
+    with pytest.raises(ConfigError, match="^distill_temperature must be positive"):
         soft_targets(teacher, x, y, temperature=0)
 
 

@@ -28,5 +28,7 @@ def test_notebook_runs_end_to_end(tmp_path):
                       for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Epoch [20], val_loss:" in outputs and "7850" in outputs
     assert "predicted: 7" in outputs and "converged" in outputs
-    assert (tmp_path / "run" / "report.html").is_file()
+    assert "best lam " in outputs and "Epoch [5], val_loss:" in outputs
+    assert (tmp_path / "runs" / "tutorial" / "report.html").is_file()
+    assert (tmp_path / "runs" / "tutorial" / "config.toml").is_file()
 

@@ -14,10 +14,10 @@ CELLS = [
        "Data is read from `$MNIST_LOGREG_DATA` (or `./data`, downloaded when missing)."),
     code("import torch, torch.nn.functional as F\n"
          "import matplotlib.pyplot as plt\n"
-         "from mnist_logreg import (load_dataset, split, MnistModel, fit, evaluate, accuracy, predict_image,\n"
-         "                          save, load, make_optimizer, solve, build_report)\n"
+         "from mnist_logreg import (load_dataset, split, MnistModel, evaluate, accuracy, predict_image,\n"
+         "                          save, load, build_report, TrainConfig, train_run, Run)\n"
          "from mnist_logreg.preprocess import preprocess\n"
-         "from mnist_logreg.train import History\n"
+         "from mnist_logreg.tuning import lam_path, choose\n"
          "torch.manual_seed(0);"),
     md("## The data\n60,000 training images and 10,000 test images, each 28x28 grey, held in memory as one "
        "`uint8` tensor (no per-image PIL objects)."),
@@ -46,14 +46,19 @@ CELLS = [
          "print('probabilities of the first image:', probs[0].detach().numpy().round(3), 'sum', probs[0].sum().item())\n"
          "print('accuracy before training:', accuracy(outputs, labels).item())\n"
          "print('loss before training:', F.cross_entropy(outputs, labels).item())"),
-    md("## Training\nThe tutorial trains in four rounds of 5 epochs with Adam (lr 1e-3, batch 128); the "
-       "optimizer state and the history carry over between rounds. Epoch 0 is the model before training."),
-    code("optimizer = make_optimizer(model.parameters(), 'adam', lr=1e-3)\n"
-         "history = History()\n"
-         "for round_ in range(4):\n"
-         "    fit(model, train_ds, val_ds, epochs=5, batch_size=128, optimizer=optimizer,\n"
-         "        start_epoch=5 * round_, history=history)"),
-    code("plt.plot(history.column('val_acc'), '-x')\n"
+    md("## Training\nThe tutorial trains in four rounds of 5 epochs with Adam (lr 1e-3, batch 128), the "
+       "optimizer state and the history carrying over between rounds. Here the first round is a *run*: "
+       "`train_run` trains it into a run folder (checkpoint, history, metrics), on the same 50,000/10,000 "
+       "split as above, exactly as `mnist-logreg train` would; `resume` adds a round from the saved "
+       "optimizer state, bit for bit the same as training 20 epochs at once. Epoch 0 is the model before "
+       "training."),
+    code("config = TrainConfig(epochs=5)          # the notebook's settings: Adam, lr 1e-3, batch 128\n"
+         "run = train_run(config, runs_dir='runs', name='tutorial', report=False)"),
+    code("for round_ in range(3):\n"
+         "    run = run.resume(epochs=5, report=False)\n"
+         "model = run.model\n"
+         "run.path, run.epoch, run.metrics['test_acc']"),
+    code("plt.plot([row['val_acc'] for row in run.history], '-x')\n"
          "plt.xlabel('epoch'); plt.ylabel('accuracy'); plt.title('Accuracy vs. No. of epochs');"),
     md("## Testing with individual images"),
     code("fig, axes = plt.subplots(1, 4, figsize=(9, 2.5))\n"
@@ -63,29 +68,29 @@ CELLS = [
          "    ax.set_title(f'Label: {label}, Predicted: {predict_image(img, model)}')"),
     md("## Test set"),
     code("result = evaluate(model, test_dataset)\nresult"),
+    md("The run folder keeps everything: `Run.open('runs/tutorial')` reads it back (`config`, `history`, "
+       "`metrics`, `model`), and `runs/tutorial/config.toml` retrains it with `mnist-logreg train --config`."),
+    code("print(open(run.path / 'config.toml').read()[:200])"),
     md("## Saving and loading\nThe checkpoint holds the `state_dict` (keys `linear.weight`, `linear.bias`, "
        "like the tutorial's) and whatever metadata you give it; loading never runs code from the file."),
-    code("save(model, 'mnist-logistic.pt', history=history.rows, metrics={'test_acc': result['val_acc']})\n"
+    code("save(model, 'mnist-logistic.pt', history=run.history, metrics={'test_acc': result['accuracy']})\n"
          "model2 = load('mnist-logistic.pt')\n"
          "evaluate(model2, test_dataset)"),
     md("## Beyond the tutorial: the exact optimum\nMini-batch Adam stops somewhere near the optimum. "
        "`solve` finds it exactly for mean cross-entropy plus `lam/2 ||W||^2` (Newton-CG), and reports "
-       "whether it converged. Two values of `lam`, the second warm-started from the first:"),
-    code("results = {}\nprev = None\n"
-         "for lam in [1e-3, 1e-4]:\n"
-         "    r = solve(train_ds, lam, tol=1e-5, init=prev, log=None)\n"
-         "    prev = r.model\n"
-         "    results[lam] = evaluate(r.model, val_ds)['val_acc']\n"
-         "    print(f'lam {lam:g}: {r.summary()}; validation accuracy {results[lam]:.4f}')"),
-    md("`mnist-logreg tune --refit` does this over a grid, picks `lam` on the validation split, retrains on "
-       "train+validation and tests once."),
+       "whether it converged. `lam_path` solves for each `lam`, the strongest first, each warm-started from "
+       "the one before, and scores it on the validation split; `choose` picks the best:"),
+    code("path = lam_path(train_ds, val_ds, [1e-3, 1e-4], log=print)\n"
+         "best = choose(path)\n"
+         "print(f\"best lam {best['lam']:g}: validation accuracy {best['accuracy']:.4f}, \"\n"
+         "      f\"{'converged' if best['converged'] else 'NOT converged'} in {best['iterations']} Newton iterations\")"),
+    md("`mnist-logreg tune --refit` (or `tune()` from Python) does this over a grid, picks `lam` on the "
+       "validation split, retrains on train+validation and tests once."),
     md("## The report: what the model learned and where it fails"),
-    code("import os\nos.makedirs('run', exist_ok=True)\n"
-         "save(model, 'run/checkpoint.pt', history=history.rows, config={'lr': 1e-3, 'batch_size': 128, 'epochs': 20})\n"
-         "page = build_report('run/checkpoint.pt', log=None)\npage"),
+    code("page = build_report(run.path, log=None)   # what `mnist-logreg report runs/tutorial` writes\npage"),
     code("from IPython.display import Image, display\n"
          "for name in ['weights.png', 'confusion.png', 'mistakes.png']:\n"
-         "    display(Image(filename=f'run/{name}', width=640))"),
+         "    display(Image(filename=run.path / name, width=640))"),
     md("## Your own image\nA photo or drawing is not an MNIST image until it is preprocessed the way MNIST was "
        "(inverted to light-on-dark, cropped, fitted into 20x20, centred by its centre of mass). Here a "
        "'7' drawn dark on a white 300x300 page:"),
@@ -97,8 +102,8 @@ CELLS = [
          "fig, (a, b) = plt.subplots(1, 2, figsize=(5, 2.5))\n"
          "a.imshow(page7, cmap='gray'); a.set_title('the file'); b.imshow(seen, cmap='gray'); b.set_title('what the model sees')\n"
          "print('predicted:', predict_image(torch.from_numpy(seen), model))"),
-    md("From the command line: `mnist-logreg predict run/checkpoint.pt --image seven.png`. To try it with a "
-       "pen: `mnist-logreg serve run/checkpoint.pt` and open http://127.0.0.1:8000/."),
+    md("From the command line: `mnist-logreg predict runs/tutorial --image seven.png`. To try it with a "
+       "pen: `mnist-logreg serve runs/tutorial` and open http://127.0.0.1:8000/."),
 ]
 
 
