@@ -360,6 +360,25 @@ class _WeightAverage:
             self.W += (W - self.W) / self.count
             self.b += (b - self.b) / self.count
 
+    def apply(self, W, b, first, last, evaluate_val, log) -> dict:
+        """Make (W, b) the average; return its span and validation for ``history.average``."""
+        W.copy_(self.W)
+        b.copy_(self.b)
+        info = {"from": first, "to": last, "epochs": self.count, **_val_row(evaluate_val)}
+        if evaluate_val is not None:
+            log(f"Averaged weights of epochs {first}-{last}, "
+                f"val_loss: {info['val_loss']:.4f}, val_acc: {info['val_acc']:.4f}")
+        return info
+
+
+def _make_engine(engine, opt, W, b, x, batch_size, cfg, augmenting):
+    """The engine's run function, with its batch buffers (reused by every batch: fresh 100 kB
+    allocations cost page faults each time)."""
+    xbuf = torch.empty(batch_size, x.shape[1], device=W.device, dtype=W.dtype)
+    ubuf = torch.empty(batch_size, x.shape[1], device=W.device, dtype=W.dtype if augmenting else x.dtype)
+    cap = math.inf if cfg.loss_cap is None else cfg.loss_cap
+    return _ENGINES[engine](opt, W, b, xbuf, ubuf, batch_size, cap, cfg.loss_q)
+
 
 def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *, optimizer=None,
         start_epoch: int = 0, history: History | None = None, on_epoch=None, soft_targets=None,
@@ -484,12 +503,8 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         # -- the epochs ---------------------------------------------------------------------
         W.grad, b.grad = torch.zeros_like(W), torch.zeros_like(b)
         n, bs = len(y), cfg.batch_size
+        run = _make_engine(engine, opt, W, b, x, bs, cfg, augmenting=base is not None)
         true_logp = torch.empty(n, device=device, dtype=W.dtype)  # one buffer: no host sync inside the epoch
-        # buffers reused by every batch: fresh 100 kB allocations cost page faults each time
-        xbuf = torch.empty(bs, x.shape[1], device=device, dtype=W.dtype)
-        ubuf = torch.empty(bs, x.shape[1], device=device, dtype=W.dtype if base is not None else x.dtype)
-        run = _ENGINES[engine](opt, W, b, xbuf, ubuf, bs, math.inf if cfg.loss_cap is None else cfg.loss_cap,
-                               cfg.loss_q)
         onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
         step_images = bs * max(1, CHUNK_IMAGES // bs)  # whole batches per call: the Python loop's batches
         average = _WeightAverage(W, b, cfg.average_from)
@@ -514,14 +529,9 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
                     raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
             end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
             average.add(epoch, W, b)
-        if average.count:
-            W.copy_(average.W)
-            b.copy_(average.b)
-            first = max(cfg.average_from, start_epoch + 1)
-            history.average = {"from": first, "to": last_epoch, "epochs": average.count, **_val_row(evaluate_val)}
-            if evaluate_val is not None:
-                log(f"Averaged weights of epochs {first}-{last_epoch}, "
-                    f"val_loss: {history.average['val_loss']:.4f}, val_acc: {history.average['val_acc']:.4f}")
+        if average.count:  # the model ends as the average, validated and logged
+            history.average = average.apply(W, b, max(cfg.average_from, start_epoch + 1), last_epoch,
+                                            evaluate_val, log)
         W.grad = None
         b.grad = None
         _set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
