@@ -91,14 +91,17 @@ def _given(args, names) -> dict:
 
 
 def _add_data_args(p, dataset=True):
+    """--dataset, --data-dir and --no-download for the commands that read a dataset but train
+    nothing; their help is TrainConfig's (declared once), their defaults the command's own."""
+    import dataclasses
+
+    from .config import TrainConfig
+
+    help_of = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
     if dataset:
-        p.add_argument("--dataset", default="mnist", metavar="NAME",
-                       help="dataset: mnist, fashion-mnist or kmnist")
-    p.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="folder searched first for the data (torchvision layout ROOT/MNIST/raw/ or "
-                        "the four files flat); then $MNIST_LOGREG_DATA, then ./data")
-    p.add_argument("--no-download", action="store_true",
-                   help="never download; fail with the list of expected files instead")
+        p.add_argument("--dataset", default="mnist", metavar="NAME", help=help_of["dataset"])
+    p.add_argument("--data-dir", metavar="DIR", default=None, help=help_of["data_dir"])
+    p.add_argument("--no-download", action="store_true", help=help_of["no_download"])
 
 
 def build_parser() -> argparse.ArgumentParser:
