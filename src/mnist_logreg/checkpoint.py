@@ -12,10 +12,8 @@ is accepted everywhere a checkpoint is.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import pickle
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,42 +23,7 @@ from .errors import CheckpointError
 from .model import INPUT_SIZE, NUM_CLASSES, MnistModel
 
 FORMAT = "mnist-logreg/1"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers see the old file or the
-    new one, never a part. The temporary file is removed on any failure."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise CheckpointError(f"{path.parent}: cannot write: {e.strerror}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except OSError as e:
-        _unlink(tmp)
-        raise CheckpointError(f"{path}: cannot write: {e.strerror or e}") from None
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def _unlink(p):
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
+from ._files import atomic_write, atomic_write_text, sync_dir  # noqa: F401 (re-exported: their home was here)
 
 
 def versions() -> dict:

@@ -385,7 +385,8 @@ def _parse_patch(text):
 def cmd_show(args):
     from .data import load_dataset
     from .datasets import get_spec
-    from .plots import image_grid, patch_plot
+    from .pictures import image_grid
+    from .plots import patch_plot
 
     patch = _parse_patch(args.patch) if args.patch else None
     data = load_dataset(get_spec(args.dataset).name, args.split, args.data_dir, download=not args.no_download)
@@ -508,7 +509,7 @@ def cmd_predict(args):
             images = torch.stack([torch.from_numpy(preprocess(f, str(f))) for f in files])
         probs = predict(ckpt.model, images)
         if args.show_preprocessed:
-            from .plots import gallery_plot
+            from .pictures import gallery_plot
             gallery_plot((images * 255).round().byte(), [f"{Path(f).name[:14]}→{classes[int(p.argmax())]}" for f, p in zip(files, probs)],
                          ["black"] * len(files), args.show_preprocessed, cols=min(8, len(files)),
                          title="What the model saw (28x28, after preprocessing)")

@@ -1,9 +1,11 @@
-"""Figures, drawn headless with matplotlib and written atomically as PNG."""
+"""Plotted figures (curves, confusion matrix, reliability diagram, pixel patch), drawn headless
+with matplotlib and written atomically as PNG. matplotlib is imported only when one is drawn;
+the grids of 28x28 images are drawn by ``pictures.py`` without it."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import atomic_write
+from ._files import atomic_write
 
 
 def _plt():
@@ -17,51 +19,10 @@ def _plt():
 
 def _save(fig, path) -> Path:
     plt = _plt()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    # each figure lays itself out (tight_layout); bbox_inches="tight" would render it twice
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), durable=False)
     plt.close(fig)
     return Path(path)
-
-
-def accuracy_plot(history_rows, path) -> Path:
-    """Validation accuracy against epoch (epoch 0 = before training): the notebook's plot."""
-    plt = _plt()
-    rows = [r for r in history_rows if r.get("val_acc") is not None]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["epoch"] for r in rows], [r["val_acc"] for r in rows], "-x")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("Accuracy vs. No. of epochs")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def image_grid(images, labels, path, *, classes=None, preds=None, cols: int = 8,
-               title: str | None = None) -> Path:
-    """A grid of images with their labels (and predictions: green right, red wrong)."""
-    import numpy as np
-
-    plt = _plt()
-    images, labels = np.asarray(images), np.asarray(labels)
-    preds = None if preds is None else np.asarray(preds)
-    n = len(images)
-    rows = max(1, (n + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k >= n:
-            continue
-        ax.imshow(images[k].reshape(28, 28), cmap="gray", vmin=0, vmax=255 if images[k].max() > 1 else 1)
-        lab = int(labels[k])
-        name = classes[lab] if classes is not None and 0 <= lab < len(classes) else str(lab)
-        if preds is None:
-            ax.set_title(f"{name}", fontsize=9)
-        else:
-            p = int(preds[k])
-            pname = classes[p] if classes is not None else str(p)
-            ax.set_title(f"{name}→{pname}", fontsize=8, color="tab:green" if p == lab else "tab:red")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
 
 
 def curves_plot(history_rows, path) -> Path:
@@ -119,24 +80,6 @@ def confusion_plot(cm, classes, path) -> Path:
     return _save(fig, path)
 
 
-def weights_plot(weight, classes, path) -> Path:
-    """Each class's weight row as a 28x28 template, on a diverging colour map centred on 0:
-    red pixels raise the class's score, blue pixels lower it."""
-    import numpy as np
-
-    plt = _plt()
-    w = np.asarray(weight, dtype=float).reshape(len(classes), 28, 28)
-    lim = float(np.abs(w).max()) or 1.0
-    fig, axes = plt.subplots(2, 5, figsize=(11, 5))
-    for k, ax in enumerate(axes.flat):
-        im = ax.imshow(w[k], cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(str(classes[k]), fontsize=11)
-        ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label="weight")
-    fig.suptitle("Learned weight templates (rows of linear.weight)")
-    return _save(fig, path)
-
-
 def reliability_plot(calib: dict, path) -> Path:
     """Reliability diagram: accuracy against confidence per bin, with ECE and NLL."""
     plt = _plt()
@@ -161,26 +104,6 @@ def reliability_plot(calib: dict, path) -> Path:
     return _save(fig, path)
 
 
-def gallery_plot(images, titles, colors, path, *, cols: int = 8, title: str | None = None) -> Path:
-    """Images with a coloured caption each (mistakes, predictions)."""
-    import numpy as np
-
-    plt = _plt()
-    images = np.asarray(images)
-    n = len(images)
-    rows = max(1, (n + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.75), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < n:
-            ax.imshow(images[k].reshape(28, 28), cmap="gray", vmin=0, vmax=255)
-            ax.set_title(titles[k], fontsize=7.5, color=colors[k])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 def patch_plot(patch, path, title: str) -> Path:
     """A crop of pixels drawn large, with each value written in its cell (the notebook's 5x5)."""
     import numpy as np
@@ -194,4 +117,5 @@ def patch_plot(patch, path, title: str) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)

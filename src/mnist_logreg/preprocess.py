@@ -23,7 +23,6 @@ translation invariance, can read it:
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np

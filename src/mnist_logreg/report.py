@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, atomic_write_text, load_checkpoint
+from .checkpoint import Checkpoint, atomic_write_text, load_checkpoint, sync_dir
 from .data import ImageSet, load_dataset
 from .metrics import calibration, confusion_matrix, precision_recall_f1
 from .train import predict
@@ -62,7 +62,7 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
 
     Returns the path of ``report.html``.
     """
-    from . import plots
+    from . import pictures, plots
 
     log = log or (lambda *a, **k: None)
     ckpt: Checkpoint = load_checkpoint(run)
@@ -79,17 +79,17 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
         plots.curves_plot(ckpt.history, out / "curves.png")
         figures.append("curves.png")
     plots.confusion_plot(m["confusion_matrix"], classes, out / "confusion.png")
-    plots.weights_plot(ckpt.model.linear.weight.detach(), classes, out / "weights.png")
+    pictures.weights_plot(ckpt.model.linear.weight.detach(), classes, out / "weights.png")
     plots.reliability_plot(m["calibration"], out / "reliability.png")
     wrong = (preds != test.labels).nonzero().flatten()
     conf = probs.max(1).values
     worst = wrong[conf[wrong].argsort(descending=True)][:24]
-    plots.gallery_plot(test.images[worst],
+    pictures.gallery_plot(test.images[worst],
                        [f"{classes[int(test.labels[i])]}→{classes[int(preds[i])]} {float(conf[i]):.2f}" for i in worst],
                        ["tab:red"] * len(worst), out / "mistakes.png",
                        title="Most confident mistakes: true→predicted, probability")
     first = torch.arange(min(32, len(test)))
-    plots.gallery_plot(test.images[first],
+    pictures.gallery_plot(test.images[first],
                        [f"{classes[int(test.labels[i])]} / {classes[int(preds[i])]}" for i in first],
                        ["tab:green" if preds[i] == test.labels[i] else "tab:red" for i in first],
                        out / "predictions.png", title="Sample test predictions: label / predicted")
@@ -101,8 +101,9 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
               "test": m, "figures": figures, "created": ckpt.meta.get("created"),
               "mistakes": [{"index": int(i), "label": int(test.labels[i]), "predicted": int(preds[i]),
                             "probability": float(conf[i])} for i in worst]}
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out / "report.html", render_html(report, out))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n", durable=False)
+    atomic_write_text(out / "report.html", render_html(report, out), durable=False)
+    sync_dir(out)
     log(f"report: {out / 'report.html'} (test accuracy {m['accuracy']:.4f}, ECE {m['ece'] * 100:.2f}%, "
         f"NLL {m['nll']:.4f})")
     return out / "report.html"

@@ -282,7 +282,7 @@ class _Session:
         save(self.model, self.ckpt_path, optimizer=self.opt, epoch=epoch, config=self.cfg.to_dict(),
              dataset=self.cfg.dataset, classes=self.data.classes, metrics=metrics or {}, history=self.history.rows)
         if not self.config_written:
-            atomic_write_text(self.run_dir / "config.toml", self.cfg.to_toml())
+            atomic_write_text(self.run_dir / "config.toml", self.cfg.to_toml(), durable=False)
             self.config_written = True
 
     def on_epoch(self, epoch, row, _opt):
@@ -394,19 +394,20 @@ class _Session:
         return m
 
     def finish(self, report: bool):
-        from .checkpoint import atomic_write_text
-        from .plots import accuracy_plot, image_grid
+        from .checkpoint import atomic_write_text, sync_dir
+        from .pictures import accuracy_plot, image_grid
 
         run_dir, rows, log = self.run_dir, self.history.rows, self.log
         metrics = self.metrics()
         self.write_checkpoint(rows[-1]["epoch"], metrics)
         write_history(run_dir, rows)
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=False)
         if len(rows) > 1:
             accuracy_plot(rows, run_dir / "accuracy.png")
         train = self.data.train
         image_grid(train.images[:16], train.labels[:16], run_dir / "samples.png", classes=self.data.classes,
                    title=f"{self.cfg.dataset}: training images")
+        sync_dir(run_dir)  # the derived files, flushed once (the checkpoint was fsynced itself)
         log(f"wrote {self.ckpt_path}, config.toml, history.csv, history.json, metrics.json, "
             + ("accuracy.png, " if len(rows) > 1 else "") + "samples.png")
         if not report:
@@ -428,8 +429,8 @@ def write_history(run_dir: Path, rows: list) -> None:
     for r in rows:
         lines.append(",".join("" if r.get(c) is None else (str(r[c]) if c == "epoch" else f"{r[c]:.6f}")
                               for c in cols))
-    atomic_write_text(run_dir / "history.csv", "\n".join(lines) + "\n")
-    atomic_write_text(run_dir / "history.json", json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(run_dir / "history.csv", "\n".join(lines) + "\n", durable=False)
+    atomic_write_text(run_dir / "history.json", json.dumps(rows, indent=2) + "\n", durable=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
