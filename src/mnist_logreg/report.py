@@ -57,14 +57,25 @@ def evaluate_predictions(model, data: ImageSet, n_bins: int = 15) -> dict:
 
 
 def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dataset: str | None = None,
-                 log=print) -> Path:
+                 log=print, painter=None) -> Path:
     """Write the report figures, ``report.json`` and ``report.html`` for a run folder or checkpoint.
 
+    ``painter``: a :class:`~mnist_logreg.plots.Painter` started early by the caller (so that
+    matplotlib loads while it works); by default one is started here.
     Returns the path of ``report.html``.
     """
-    from . import pictures, plots
+    from .plots import Painter
 
-    log = log or (lambda *a, **k: None)
+    painter = painter if painter is not None else Painter()
+    try:
+        return _write_report(run, data_dir, download, out_dir, dataset, log or (lambda *a, **k: None), painter)
+    finally:
+        painter.close()  # a helper an error left without its jobs stops
+
+
+def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Path:
+    from . import pictures
+
     ckpt: Checkpoint = load_checkpoint(run)
     out = Path(out_dir) if out_dir is not None else ckpt.path.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -76,11 +87,11 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
 
     figures = []
     if len(ckpt.history) > 1:
-        plots.curves_plot(ckpt.history, out / "curves.png")
+        painter.draw("curves_plot", ckpt.history, out / "curves.png")
         figures.append("curves.png")
-    plots.confusion_plot(m["confusion_matrix"], classes, out / "confusion.png")
+    painter.draw("confusion_plot", m["confusion_matrix"], list(classes), out / "confusion.png")
+    painter.draw("reliability_plot", m["calibration"], out / "reliability.png")
     pictures.weights_plot(ckpt.model.linear.weight.detach(), classes, out / "weights.png")
-    plots.reliability_plot(m["calibration"], out / "reliability.png")
     wrong = (preds != test.labels).nonzero().flatten()
     conf = probs.max(1).values
     worst = wrong[conf[wrong].argsort(descending=True)][:24]
@@ -93,6 +104,7 @@ def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dat
                        [f"{classes[int(test.labels[i])]} / {classes[int(preds[i])]}" for i in first],
                        ["tab:green" if preds[i] == test.labels[i] else "tab:red" for i in first],
                        out / "predictions.png", title="Sample test predictions: label / predicted")
+    painter.finish()  # the plotted figures, drawn beside the pictures above
     # page order: wide figures alone on their row, the two square ones side by side
     figures += ["confusion.png", "reliability.png", "weights.png", "mistakes.png", "predictions.png"]
 

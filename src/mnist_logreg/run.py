@@ -153,6 +153,23 @@ def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, nam
     """Check, read the data, build the model, train, and write the run files."""
     log = log or (lambda *a, **k: None)
     device = _check_before_reading(cfg)
+    painter = _painter(report, cfg)
+    try:
+        return _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter)
+    finally:
+        if painter is not None:
+            painter.close()
+
+
+def _painter(report: bool, cfg):
+    """The report's figure helper, started now so that matplotlib loads while training runs."""
+    if not report or cfg.train_csv:
+        return None
+    from .plots import Painter
+    return Painter()
+
+
+def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter) -> Run:
     data = load_training_data(cfg, log)
     session = _Session(cfg, device, data, resumed, log)
     session.run_dir = run_dir if run_dir is not None else new_run_dir(runs_dir, name, cfg.dataset)
@@ -161,7 +178,7 @@ def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, nam
         session.train_newton()
     else:
         session.train_minibatch(progress)
-    session.finish(report)
+    session.finish(report, painter)
     return Run.open(session.run_dir)
 
 
@@ -393,7 +410,7 @@ class _Session:
             self.log(f"test_loss: {r['loss']:.4f}, test_acc: {r['accuracy']:.4f}")
         return m
 
-    def finish(self, report: bool):
+    def finish(self, report: bool, painter=None):
         from .checkpoint import atomic_write_text, sync_dir
         from .pictures import accuracy_plot, image_grid
 
@@ -417,7 +434,7 @@ class _Session:
                 f"{run_dir} --dataset mnist to report on MNIST's test set, which Kaggle's images overlap)")
             return
         from .report import build_report
-        build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log)
+        build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log, painter=painter)
 
 
 def write_history(run_dir: Path, rows: list) -> None:
