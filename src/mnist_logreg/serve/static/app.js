@@ -6,8 +6,17 @@ const seen = document.getElementById("seen").getContext("2d");
 const bars = document.getElementById("bars");
 let classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 let drawing = false, last = null, pending = false, again = false, inked = false;
+// Clear and upload start a new generation: an answer to a request of an older one is stale
+// (it answers a drawing that is gone) and is dropped; the request itself is aborted.
+let generation = 0, inflight = null;
+
+function newGeneration() {
+  generation += 1;
+  if (inflight) { inflight.abort(); inflight = null; }
+}
 
 function clearPad() {
+  newGeneration();
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   inked = false;
@@ -54,10 +63,10 @@ function showResult(r) {
   seen.putImageData(img, 0, 0);
 }
 
-async function send(blob, name) {
+async function send(blob, name, signal) {
   const form = new FormData();
   form.append("image", blob, name);
-  const res = await fetch("/api/predict", { method: "POST", body: form });
+  const res = await fetch("/api/predict", { method: "POST", body: form, signal });
   const body = await res.json();
   if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
   return body;
@@ -68,10 +77,16 @@ function predictNow() {
   if (!inked) return;
   if (pending) { again = true; return; }
   pending = true;
+  const gen = generation, ctl = new AbortController();
+  inflight = ctl;
   pad.toBlob(async blob => {
-    try { showResult(await send(blob, "drawing.png")); }
-    catch (e) { document.getElementById("error").textContent = e.message; }
-    finally {
+    try {
+      const r = await send(blob, "drawing.png", ctl.signal);
+      if (gen === generation) showResult(r);
+    } catch (e) {
+      if (gen === generation && e.name !== "AbortError") document.getElementById("error").textContent = e.message;
+    } finally {
+      if (inflight === ctl) inflight = null;
       pending = false;
       if (again) { again = false; predictNow(); }
     }
@@ -102,8 +117,15 @@ document.getElementById("clear").addEventListener("click", clearPad);
 document.getElementById("upload").addEventListener("change", async e => {
   const file = e.target.files[0];
   if (!file) return;
-  try { showResult(await send(file, file.name)); }
-  catch (err) { document.getElementById("error").textContent = err.message; }
+  newGeneration();
+  const gen = generation, ctl = new AbortController();
+  inflight = ctl;
+  try {
+    const r = await send(file, file.name, ctl.signal);
+    if (gen === generation) showResult(r);
+  } catch (err) {
+    if (gen === generation && err.name !== "AbortError") document.getElementById("error").textContent = err.message;
+  }
   e.target.value = "";
 });
 
