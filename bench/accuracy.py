@@ -81,14 +81,26 @@ AVERAGE_GRID = [6, 11, 16]  # first averaged epoch of 20, chosen on validation
 COMBO_GRID = [(1.0, 0.5), (2.0, 0.5), (1.0, 1.0)]
 
 
+_TEACHERS = {}
+
+
 def teacher_targets(train, seed, threads, epochs=2):
+    """The CNN teacher for ``train`` (and its features). Training is deterministic, so a
+    teacher for the same images, seed and epochs is trained once and reused (the raw and
+    cbrt rows, the choice on validation and seed 0's row share theirs)."""
+    import hashlib
+
     from mnist_logreg.distill import train_teacher
     with torch.no_grad():
         x = train.features()
+    key = (hashlib.sha1(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest(), seed, epochs)
+    if key in _TEACHERS:
+        return _TEACHERS[key], x
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return train_teacher(x, train.labels, epochs=epochs, seed=seed, log=None), x
+        _TEACHERS[key] = train_teacher(x, train.labels, epochs=epochs, seed=seed, log=None)
+        return _TEACHERS[key], x
     finally:
         torch.set_num_threads(old)
 
