@@ -13,6 +13,6 @@ def test_accuracy_bench_smoke():
     assert len(rows) == 24
     accs = {l.split("|")[2].strip(): float(l.split("|")[3].split("±")[0]) for l in rows}
     assert accs["deskew, exact optimum"] > accs["raw pixels, exact optimum"] > 85
-    # the refit sees 12,000 images instead of 10,000: one epoch of it ends ahead
+    # the refit sees 6,000 images instead of 4,000: one epoch of it ends ahead
     assert accs["raw pixels, Adam + cosine, refit on train+val"] > accs["raw pixels, Adam + cosine"]
     assert accs["deskew, robust loss + cosine"] > accs["raw pixels, robust loss + cosine"] > 75

@@ -8,7 +8,9 @@ returns None and ``fit`` runs its TorchScript kernel instead (same maths, slower
 Cache: ``$MNIST_LOGREG_CACHE``, else ``$XDG_CACHE_HOME/mnist-logreg``, else
 ``~/.cache/mnist-logreg``; the file name hashes the source, the compiler command and the CPU,
 so an edited kernel or another machine never loads a stale build. A cached library is loaded
-only when this user owns it and its folder, and nobody else can write either.
+only when this user owns it and its folder, nobody else can write either, and its bytes match
+the SHA-256 written beside it after its build; a folder other users can write to is not used
+(nothing is compiled into it).
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def _cpu_signature() -> str:
 
 
 def _compile(cc: str, flags: list[str], out: Path) -> bool:
-    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Build the library into ``out``, then write its SHA-256 beside it (``out.sha256``): a
+    library is loaded only when its bytes still match (a truncated or replaced file never is)."""
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
@@ -54,7 +57,9 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
         if r.returncode != 0:
             return False
         os.chmod(tmp, 0o755)  # whatever the umask: writable by this user only
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
         os.replace(tmp, out)  # atomic: a process racing us loads a whole library or none
+        _write_private(Path(f"{out}.sha256"), digest)
         return True
     except (OSError, subprocess.SubprocessError):
         return False
@@ -63,15 +68,29 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
             os.unlink(tmp)
 
 
+def _write_private(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _private(st) -> bool:
+    """Owned by this user and writable by no one else (group or world)."""
+    return not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
+
+
 def _trusted(path: Path) -> bool:
-    """A cached library is loaded only if this user owns it and its folder, the library is
-    writable by nobody else and the folder by no other user: loading it runs its code, so
-    nobody else may have put it there."""
-    if not hasattr(os, "getuid"):  # no POSIX ownership to check (Windows)
-        return True
-    lib, folder = path.stat(), path.parent.stat()
-    return (lib.st_uid == folder.st_uid == os.getuid() and not lib.st_mode & 0o022
-            and not folder.st_mode & 0o002)
+    """A cached library is loaded only if this user owns it and its folder, nobody else can
+    write either (loading it runs its code), and its bytes match the digest written after
+    its build: a truncated file (SIGBUS when mapped) or a planted one is rebuilt instead."""
+    try:
+        if not (_private(path.stat()) and _private(path.parent.stat())):
+            return False
+        digest = Path(f"{path}.sha256")
+        return _private(digest.stat()) and digest.read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -88,29 +107,41 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 def load(log=None):
-    """The loaded kernel library, or None when it cannot be built here (or is switched off).
-    ``log`` hears one line when the library has to be compiled (the first run on a machine)."""
-    if "lib" in _loaded:
-        return _loaded["lib"]
-    lib = None
-    if os.environ.get("MNIST_LOGREG_NATIVE", "1") != "0":
-        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if cc is not None:
-            source = SOURCE.read_bytes()
-            for flags in FLAG_SETS:
-                key = hashlib.sha256(source + repr((cc, flags)).encode() + _cpu_signature().encode())
-                path = cache_dir() / f"kernel-{key.hexdigest()[:16]}.so"
-                try:
-                    # a cached build someone else could have written is rebuilt, not loaded
-                    if not path.exists() or not _trusted(path):
-                        if log is not None:
-                            log(f"compiling the native training kernel once ({cc}, cached in {path.parent})")
-                        if not _compile(cc, flags, path):
-                            continue
-                    if _trusted(path):
-                        lib = _bind(ctypes.CDLL(str(path)))
-                        break
-                except OSError:  # unwritable cache, a library that does not load: next option
-                    continue
-    _loaded["lib"] = lib
-    return lib
+    """The loaded kernel library, or None when it cannot be built or loaded here (or is
+    switched off). ``log`` hears one line when the library has to be compiled (the first run on
+    a machine), and one when the cache cannot be used or the library does not load."""
+    if "lib" not in _loaded:
+        _loaded["lib"] = _load(log or (lambda msg: None))
+    return _loaded["lib"]
+
+
+def _load(log):
+    if os.environ.get("MNIST_LOGREG_NATIVE", "1") == "0":
+        return None
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None
+    folder = cache_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(folder.stat()):
+            log(f"not using the kernel cache {folder}: other users can write to it (chmod 700 it); "
+                f"training runs the TorchScript engine")
+            return None
+    except OSError as e:
+        log(f"no kernel cache at {folder} ({e.strerror}); training runs the TorchScript engine")
+        return None
+    source = SOURCE.read_bytes()
+    for flags in FLAG_SETS:
+        key = hashlib.sha256(source + repr((cc, flags)).encode() + _cpu_signature().encode())
+        path = folder / f"kernel-{key.hexdigest()[:16]}.so"
+        if not _trusted(path):  # missing, damaged, or someone else's: build it (again)
+            log(f"compiling the native training kernel once ({cc}, cached in {folder})")
+            if not _compile(cc, flags, path) or not _trusted(path):
+                continue
+        try:
+            return _bind(ctypes.CDLL(str(path)))
+        except (OSError, AttributeError) as e:  # does not load, or lacks a symbol
+            log(f"the native kernel {path} does not load ({str(e)[:120]}); training runs the TorchScript engine")
+            return None
+    return None
