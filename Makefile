@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/mnist-logreg train $(TRAIN_ARGS)
 
+# the suite runs on every core (pytest-xdist), a test file per worker: its module fixtures run once
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py

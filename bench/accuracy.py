@@ -144,8 +144,8 @@ def main():
                                                     "deskew-robust"],
                     help="which rows to run")
     args = ap.parse_args()
-    if args.smoke:
-        args.seeds, args.epochs, args.lams = [0], 1, [1e-3, 3e-4]
+    if args.smoke:  # one thread: the test suite runs it beside other tests (2 threads lose on a busy machine)
+        args.seeds, args.epochs, args.lams, args.threads = [0], 1, [1e-3, 3e-4], 1
     rows = []
     for name in args.datasets:
         full = load_dataset(name, "train", args.data_dir, download=False)

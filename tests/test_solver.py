@@ -20,7 +20,9 @@ def test_optimum_matches_scikit_learn(mnist_train, mnist_test, lam):
     sub = mnist_train.subset(slice(0, 5_000))
     x, y = sub.features(torch.float64).numpy(), sub.labels.numpy()
     C = 1.0 / (lam * len(y))  # scikit-learn minimises C * sum(CE) + ||W||^2 / 2: the same optimum
-    clf = sklearn.LogisticRegression(C=C, tol=1e-9, max_iter=5000).fit(x, y)
+    # tol 1e-7: its objective then agrees with the exact optimum to ~3e-9 relative (measured), far
+    # inside the 1e-5 asserted below; 1e-9 took 30% longer for nothing this test can see
+    clf = sklearn.LogisticRegression(C=C, tol=1e-7, max_iter=5000).fit(x, y)
     ours = solve(sub, lam, tol=1e-6, threads=2, log=None)
     assert ours.converged and ours.grad_norm <= 1e-6
     theta = ours.model.double_theta.numpy()

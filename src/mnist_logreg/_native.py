@@ -27,6 +27,7 @@ SOURCE = Path(__file__).with_name("_kernel.c")
 FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno"], ["-O3", "-fno-math-errno"])
 
 _loaded: dict = {}
+_loaded_path = None  # the file the library was loaded from (tests copy it into fresh caches)
 
 
 def cache_dir() -> Path:
@@ -140,8 +141,13 @@ def _load(log):
             if not _compile(cc, flags, path) or not _trusted(path):
                 continue
         try:
-            return _bind(ctypes.CDLL(str(path)))
+            lib = _bind(ctypes.CDLL(str(path)))
+            global _loaded_path
+            _loaded_path = str(path)
+            return lib
         except (OSError, AttributeError) as e:  # does not load, or lacks a symbol
-            log(f"the native kernel {path} does not load ({str(e)[:120]}); training runs the TorchScript engine")
+            why = ("it lacks the kernel's functions (undefined symbol)" if isinstance(e, AttributeError)
+                   else str(e).rsplit(": ", 1)[-1][:160])
+            log(f"the native kernel {path} does not load: {why}; training runs the TorchScript engine")
             return None
     return None
