@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import sys
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,12 @@ class Run:
         split, its seed), as ``mnist-logreg train --resume RUN --epochs N`` does. ``settings``
         may change how it runs (``threads``, ``engine``, ``device``, ``checkpoint_every``,
         ``data_dir``, ``no_download``); a setting that changes the maths is refused."""
+        with locked(self.path):  # then read the checkpoint: the last session's, whole
+            from .checkpoint import load_checkpoint
+            self._ckpt = load_checkpoint(self.path)
+            return self._resume(epochs, report, log, progress, settings)
+
+    def _resume(self, epochs, report, log, progress, settings) -> "Run":
         ckpt = self.checkpoint
         if not ckpt.config or ckpt.optimizer_state is None:
             raise ConfigError(f"{self.path}: not a training checkpoint of this tool (no config or optimizer "
@@ -119,6 +126,7 @@ def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None 
     Run, trained. Ctrl-C raises :class:`TrainingInterrupted` after saving the last complete
     epoch; divergence raises :class:`TrainingDiverged` and keeps the last good checkpoint.
     """
+    check_run_name(name)
     cfg = resolve(cfg or TrainConfig())
     return _execute(cfg, None, None, report=report, log=log, progress=progress, runs_dir=runs_dir, name=name)
 
@@ -172,14 +180,49 @@ def _painter(report: bool, cfg):
 def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter) -> Run:
     data = load_training_data(cfg, log)
     session = _Session(cfg, device, data, resumed, log)
-    session.run_dir = run_dir if run_dir is not None else new_run_dir(runs_dir, name, cfg.dataset)
-    log(f"run folder: {session.run_dir}")
-    if cfg.solver == "newton":
-        session.train_newton()
-    else:
-        session.train_minibatch(progress)
-    session.finish(report, painter)
+    fresh = run_dir is None  # a resumed run's folder is locked by Run.resume already
+    session.run_dir = new_run_dir(runs_dir, name, cfg.dataset) if fresh else run_dir
+    with locked(session.run_dir) if fresh else nullcontext():
+        log(f"run folder: {session.run_dir}")
+        if cfg.solver == "newton":
+            session.train_newton()
+        else:
+            session.train_minibatch(progress)
+        session.finish(report, painter)
     return Run.open(session.run_dir)
+
+
+@contextmanager
+def locked(run_dir):
+    """Hold ``run_dir`` for this process while it trains there: a lock on the folder itself
+    (flock), which the system releases when the process ends, however it ends. A second
+    process is refused at once rather than writing epochs into the same folder."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unlocked
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{run_dir}: another process is training in this run folder; wait for it to end "
+                              f"(two at once would lose epochs)") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_run_name(name) -> None:
+    """A run folder's name is one folder inside the runs folder: not a path, not '..'."""
+    if name is None:
+        return
+    bad = (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0")
+           or len(name.encode("utf-8", "surrogateescape")) > 200)
+    if bad:
+        raise ConfigError(f"{_ref('name')} must be one folder name, made inside {_ref('runs_dir')} (no '/', "
+                          f"not '..'), got {name!r}")
 
 
 def _check_before_reading(cfg: TrainConfig) -> str:
@@ -241,14 +284,15 @@ def new_run_dir(runs_dir, name, dataset) -> Path:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"{root}: cannot create the runs folder: {e.strerror}") from None
-    base = name or f"{dataset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    base = name if name is not None else f"{dataset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    check_run_name(base)  # a dataset declared in $MNIST_LOGREG_DATASETS names default folders too
     for k in range(1000):
         cand = root / (base if k == 0 else f"{base}-{k + 1}")
         try:
             cand.mkdir()  # atomic: two runs never get the same folder
             return cand
         except FileExistsError:
-            if name:
+            if name is not None:
                 raise ConfigError(f"{cand}: run folder exists (use --resume {cand} to continue it, "
                                   f"or another --name)") from None
         except OSError as e:

@@ -113,9 +113,10 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
     ``cfg`` gives the data, split, seed, transform, ``tol`` and ``threads``; ``search`` the grid.
     """
     from .checkpoint import atomic_write_text, save
-    from .run import load_training_data, new_run_dir, resolve
+    from .run import check_run_name, load_training_data, new_run_dir, resolve
     from .train import evaluate
 
+    check_run_name(name)
     log = log or (lambda *a, **k: None)
     cfg, search = resolve(cfg or TrainConfig()), search or TuneConfig()
     data = load_training_data(cfg, log=log)
