@@ -62,3 +62,35 @@ def _unlink(p):
         os.unlink(p)
     except OSError:
         pass
+
+
+def mib(n: int) -> str:
+    """A size in MiB, as limits are stated: 16777216 -> '16 MiB', 18664243 -> '17.8 MiB'."""
+    return f"{n / 2**20:.1f}".rstrip("0").rstrip(".") + " MiB"
+
+
+def read_input(path, limit: int, error=CheckpointError) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them, or ``error``
+    with one line. FIFOs, devices and folders are refused (a read from them can block forever
+    or never end), and the size is counted while reading, never trusted from ``stat``."""
+    import stat
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket or special file")
+        raise error(f"{path}: is {kind}, not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise error(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) > limit:
+        raise error(f"{path}: file is over the {mib(limit)} limit")
+    return data

@@ -23,7 +23,7 @@ from .errors import CheckpointError
 from .model import INPUT_SIZE, NUM_CLASSES, MnistModel
 
 FORMAT = "mnist-logreg/1"
-from ._files import atomic_write, atomic_write_text, sync_dir  # noqa: F401 (re-exported: their home was here)
+from ._files import atomic_write, atomic_write_text, read_input, sync_dir  # noqa: F401 (re-exported: their home was here)
 
 
 def versions() -> dict:
@@ -83,9 +83,15 @@ def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dic
     return Path(path)
 
 
+MAX_CHECKPOINT_BYTES = 64 * 2**20  # this model's checkpoint is ~100 KiB; a notebook .pth ~32 KiB
+
+
 def _torch_load(path: Path):
+    import io
+
+    data = read_input(path, MAX_CHECKPOINT_BYTES, CheckpointError)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses globals it does not know: that is a pickle trying to run code.
         first = str(e).strip().splitlines()
@@ -134,9 +140,9 @@ def load_checkpoint(path) -> Checkpoint:
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
-    obj = _torch_load(path)
+    obj = _torch_load(path)  # a FIFO, a device, an oversized file: one line from read_input
     sd = _state_dict_from(obj, path)
     transform = obj.get("transform", "none") if isinstance(obj, dict) and obj.get("format") == FORMAT else "none"
     from .transforms import TRANSFORMS

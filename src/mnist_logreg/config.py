@@ -121,13 +121,13 @@ class _Settings:
     @classmethod
     def load(cls, path):
         """Read a TOML file of settings (``config.toml`` of a run, or one of your own)."""
+        from ._files import read_input
+
         path = Path(path)
         try:
-            if not path.is_file():
-                raise ConfigError(f"{path}: no such config file")
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+            text = read_input(path, 2**20, ConfigError).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
         return cls.from_toml(text, source=str(path))
 
 

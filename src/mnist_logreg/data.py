@@ -486,6 +486,9 @@ KAGGLE_LEAK_WARNING = ("warning: Kaggle's Digit Recognizer images are all part o
                        "artificially high")
 
 
+MAX_CSV_BYTES = 512 * 2**20  # Kaggle's train.csv is 73 MiB; a larger CSV is refused before it is read
+
+
 def load_kaggle_csv(path, labelled: bool | None = None) -> ImageSet:
     """Read Kaggle's ``train.csv`` (``label,pixel0..pixel783``) or ``test.csv`` (pixels only).
 
@@ -493,11 +496,10 @@ def load_kaggle_csv(path, labelled: bool | None = None) -> ImageSet:
     """
     import torch
 
+    from ._files import read_input
+
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_input(path, MAX_CSV_BYTES, DataError)
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     first, _, body = text.partition(b"\n")

@@ -95,7 +95,8 @@ def _extra_specs() -> dict[str, DatasetSpec]:
     if not path:
         return {}
     try:
-        entries = json.loads(open(path).read())
+        from ._files import read_input
+        entries = json.loads(read_input(path, 2**20, ConfigError))
         specs = {}
         for e in entries:
             e = dict(e)

@@ -43,18 +43,13 @@ def load_image(source, name: str | None = None, max_bytes: int = MAX_FILE_BYTES,
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-        except OSError as e:
-            raise ImageError(f"{label}: cannot read: {e.strerror}") from None
-        if size > max_bytes:
-            raise ImageError(f"{label}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
-        data = path.read_bytes()
+        from ._files import read_input
+        data = read_input(source, max_bytes, ImageError)
     if not data:
         raise ImageError(f"{label}: empty file")
     if len(data) > max_bytes:
-        raise ImageError(f"{label}: {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        from ._files import mib
+        raise ImageError(f"{label}: {mib(len(data))}, over the {mib(max_bytes)} limit")
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size
