@@ -30,7 +30,7 @@ def atomic_write(path, write, durable: bool = True) -> None:
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600
         os.replace(tmp, path)
     except OSError as e:
         _unlink(tmp)
@@ -94,3 +94,38 @@ def read_input(path, limit: int, error=CheckpointError) -> bytes:
     if len(data) > limit:
         raise error(f"{path}: file is over the {mib(limit)} limit")
     return data
+
+
+def _mode_for(path: Path) -> int:
+    """A replaced file keeps its permissions (a 0600 file stays 0600); a new one gets the
+    usual 0666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
+def check_output(path, *, force: bool = False, inputs=()) -> Path:
+    """Refuse, with one line, an output file that would replace one of the command's
+    ``inputs`` (never, even with ``force``: the checkpoint in use, the CSV being read), an
+    existing file unless ``force``, a folder, or a path whose folder does not exist. Call it
+    before any work is done; the write itself is atomic and keeps the old file's permissions."""
+    from .errors import ConfigError, setting_ref
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give a file name to write")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: the folder {path.parent} does not exist")
+    if path.exists():
+        for inp in inputs:
+            try:
+                if inp is not None and os.path.samefile(path, inp):
+                    raise ConfigError(f"{path}: is an input of this command; write the output elsewhere")
+            except OSError:
+                continue
+        if not force:
+            raise ConfigError(f"{path}: exists; use {setting_ref('force')} to replace it")
+        if not path.is_file():
+            raise ConfigError(f"{path}: exists and is not a regular file")
+    return path

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ._files import check_output
 from .errors import ConfigError, MnistLogregError
 
 NOTEBOOK_INDICES = [0, 10, 200, 1839]
@@ -31,9 +32,10 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         return super()._get_help_string(action)
 
 
-def _number(cast, low, strict: bool, rule: str):
-    """An argparse type: a finite number of type ``cast`` that is > low (strict) or >= low
-    (for the options that are no settings of a config; settings are checked by their config)."""
+def _number(cast, low, strict: bool, rule: str, high=None):
+    """An argparse type: a finite number of type ``cast`` that is > low (strict) or >= low, and
+    at most ``high`` (for the options that are no settings of a config; settings are checked by
+    their config)."""
     noun = "a whole number" if cast is int else "a number"
 
     def parse(text):
@@ -41,7 +43,8 @@ def _number(cast, low, strict: bool, rule: str):
             v = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if v != v or v in (float("inf"), float("-inf")) or (low is not None and (v <= low if strict else v < low)):
+        if (v != v or v in (float("inf"), float("-inf")) or (low is not None and (v <= low if strict else v < low))
+                or (high is not None and v > high)):
             raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
         return v
 
@@ -50,7 +53,6 @@ def _number(cast, low, strict: bool, rule: str):
 
 _positive_int = _number(int, 1, False, "at least 1")
 _nonneg_int = _number(int, 0, False, "0 or more")
-_positive_float = _number(float, 0.0, True, "a positive number")
 _PARSE = {int: _number(int, None, False, ""), float: _number(float, None, False, ""), str: str}
 
 
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", metavar="R0:R1,C0:C1", default=None,
                    help="print and draw rows R0..R1-1, columns C0..C1-1 of the first --index image (e.g. 5:10,5:10)")
     p.add_argument("-o", "--output", metavar="FILE", default="show.png", help="where the picture is written")
+    p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.set_defaults(func=cmd_show)
 
     # ---- tune --------------------------------------------------------------------------
@@ -231,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", metavar="FILE", default="submission.csv",
                    help="where --csv writes ImageId,Label")
     p.add_argument("--top", type=_positive_int, default=3, help="how many probabilities to show")
+    p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_data_args(p)
     p.set_defaults(dataset=None)
@@ -241,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "/api/health, GET /api/model) for one model, loaded once at start.")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (only this one)")
-    p.add_argument("--port", type=_nonneg_int, default=8000, help="port to bind")
-    p.add_argument("--max-body-mb", type=_positive_float, default=10.0, help="larger request bodies get 413")
+    p.add_argument("--port", type=_number(int, 0, False, "a port number, 0 to 65535", high=65535), default=8000,
+                   help="port to bind (0: any free port)")
+    p.add_argument("--max-body-mb", type=_number(float, 0.0, True, "more than 0 and at most 1024", high=1024),
+                   default=10.0, help="larger request bodies get 413 (at most 1024)")
     p.set_defaults(func=cmd_serve)
 
     # ---- export ------------------------------------------------------------------------
@@ -253,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.set_defaults(func=cmd_export)
     return parser
 
@@ -277,6 +284,7 @@ def cmd_export(args):
     from .checkpoint import load_checkpoint
     from .export import export
 
+    check_output(args.output, force=args.force, inputs=_checkpoint_files(args.checkpoint))
     ckpt = load_checkpoint(args.checkpoint)
     path = export(ckpt.model, args.output, args.format)
     print(f"wrote {path} ({args.format}, {path.stat().st_size:,} bytes)")
@@ -288,6 +296,11 @@ def cmd_export(args):
 # ======================================================================================
 # commands
 # ======================================================================================
+def _checkpoint_files(arg) -> list:
+    """The files a RUN_OR_CHECKPOINT argument reads: the file, or a run folder's checkpoint."""
+    return [Path(arg), Path(arg) / "checkpoint.pt"]
+
+
 def _out(args, obj, text: str):
     if getattr(args, "json", False):
         print(json.dumps(obj, indent=2))
@@ -393,6 +406,8 @@ def cmd_show(args):
     from .plots import patch_plot
 
     patch = _parse_patch(args.patch) if args.patch else None
+    from .data import find_files
+    check_output(args.output, force=args.force, inputs=(find_files(get_spec(args.dataset).name, args.data_dir) or {}).values())
     data = load_dataset(get_spec(args.dataset).name, args.split, args.data_dir, download=not args.no_download)
     index = args.index or list(range(min(args.count, len(data))))
     bad = [i for i in index if i >= len(data)]
@@ -487,6 +502,13 @@ def cmd_predict(args):
         raise ConfigError("--show-preprocessed needs --image")
     if not (args.index or args.image or args.csv):
         raise ConfigError("nothing to predict: give --index, --image or --csv")
+    inputs = [*_checkpoint_files(args.checkpoint), args.csv, *(args.image or ())]
+    if args.image:
+        from .preprocess import expand_image_args
+        inputs += expand_image_args(args.image)
+    for out in (args.submission if args.csv else None, args.show_preprocessed):
+        if out is not None:  # refused before any work: never an input, an existing file only with --force
+            check_output(out, force=args.force, inputs=inputs)
     ckpt = load_checkpoint(args.checkpoint)
     classes = ckpt.classes or tuple(str(i) for i in range(10))
     results, lines = [], []

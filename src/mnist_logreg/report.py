@@ -15,6 +15,7 @@ import torch
 
 from .checkpoint import Checkpoint, atomic_write_text, load_checkpoint, sync_dir
 from .data import ImageSet, load_dataset
+from .errors import ConfigError
 from .metrics import calibration, confusion_matrix, precision_recall_f1
 from .train import predict
 
@@ -78,7 +79,10 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
 
     ckpt: Checkpoint = load_checkpoint(run)
     out = Path(out_dir) if out_dir is not None else ckpt.path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # an existing file, or a path through one
+        raise ConfigError(f"{out}: cannot be the report's folder: {e.strerror}") from None
     name = dataset or (ckpt.dataset if ckpt.dataset != "kaggle-csv" else "mnist") or "mnist"
     test = load_dataset(name, "test", data_dir or ckpt.config.get("data_dir"), download=download, log=log)
     classes = tuple(ckpt.classes) if ckpt.classes else test.classes
