@@ -51,6 +51,9 @@ for n, bs, transform, cap, q in [(1001, 64, "none", None, 0.0), (333, 3, "none",
         fit(m, sub, val, epochs=1, batch_size=bs, seed=1, engine=engine, loss_cap=cap, loss_q=q, log=None)
         weights.append(m.linear.weight.detach().clone())
     assert torch.allclose(weights[0], weights[1], atol=1e-6, rtol=1e-5), (n, bs, transform)
+from mnist_logreg.solver import solve  # the Hessian products: uint8 rows, float rows, short last blocks
+for n, transform in [(333, "none"), (77, "deskew"), (129, "none")]:
+    assert solve(full.subset(slice(0, n)), 1e-2, tol=1e-4, transform=transform, log=None).converged
 print("clean")
 """
 
@@ -58,7 +61,7 @@ print("clean")
 def test_kernel_is_clean_under_address_sanitizer(tmp_path):
     """Every read and write of the C kernel stays in bounds: odd batch sizes (1, 3, 5: the
     one-image paths), short last batches, float features, validation, the robust losses'
-    paths; AddressSanitizer aborts
+    paths, the solver's Hessian products; AddressSanitizer aborts
     the process on the first stray access."""
     import os
     import shutil

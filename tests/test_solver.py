@@ -47,3 +47,30 @@ def test_warm_start_needs_fewer_iterations(mnist_train):
     warm = solve(sub, 5e-4, tol=1e-6, init=a.model, log=None)
     assert warm.converged and warm.iterations < cold.iterations
     assert warm.objective == pytest.approx(cold.objective, rel=1e-8)
+
+
+def test_the_c_kernels_hessian_products_reach_the_same_optimum(mnist_train, monkeypatch):
+    """Reference test: the C kernel's H v (uint8 images, one pass) against torch's two GEMMs,
+    product by product and as whole solves."""
+    from mnist_logreg.solver import _Problem, _features, _native_hvp
+    sub = mnist_train.subset(slice(0, 3000))
+    x, y = _features(sub, torch.float64)
+    native = _native_hvp(sub, x, "none")
+    if native is None:
+        pytest.skip("no C compiler")
+    prob = _Problem(x, y, 1e-3)
+    g = torch.Generator().manual_seed(0)
+    _, _, p = prob.value_grad(torch.randn(10, 785, generator=g, dtype=torch.float64) * 0.01)
+    for _ in range(3):
+        v = torch.randn(10, 785, generator=g, dtype=torch.float64)
+        ref = prob.torch_hvp(p.float(), v)
+        prob.native = native
+        # both sum float32 products (in a different order): agreement to float32 precision
+        assert float((prob.hvp(p.float(), v) - ref).norm() / ref.norm()) < 1e-5
+        prob.native = None
+    ours = solve(sub, 1e-3, tol=1e-7, log=None)
+    monkeypatch.setenv("MNIST_LOGREG_SOLVER_NATIVE", "0")
+    theirs = solve(sub, 1e-3, tol=1e-7, log=None)
+    assert ours.converged and theirs.converged
+    assert ours.objective == pytest.approx(theirs.objective, rel=1e-9)
+    torch.testing.assert_close(ours.model.double_theta, theirs.model.double_theta, atol=1e-5, rtol=0)

@@ -103,6 +103,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
                                    f32, f32, f32, f32, f32, i32, f32, f32]
     lib.mlr_evaluate.restype = i32
     lib.mlr_evaluate.argtypes = [p, i32, i64, i64, p, f32, p, p, p, p, p, p, p]
+    lib.mlr_hvp.restype = i32
+    lib.mlr_hvp.argtypes = [p, i32, i64, i64, f32, p, p, p, p, p, p, p, p, p, p]
     lib.mlr_classes.restype = i32
     return lib
 
