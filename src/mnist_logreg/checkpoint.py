@@ -110,6 +110,9 @@ def _state_dict_from(obj, path) -> dict:
         raise CheckpointError(f"{path}: expected a state_dict or an mnist-logreg checkpoint, "
                               f"found {type(obj).__name__}")
     sd = obj.get("model") if "model" in obj and isinstance(obj.get("model"), dict) else obj
+    if not all(isinstance(k, str) for k in sd):
+        raise CheckpointError(f"{path}: the state_dict has keys that are not names: "
+                              f"{[k for k in sd if not isinstance(k, str)][:3]}")
     # tolerate a plain nn.Linear's state_dict and DataParallel's "module." prefix
     if set(sd) == {"weight", "bias"}:
         sd = {f"linear.{k}": v for k, v in sd.items()}
@@ -124,14 +127,51 @@ def _state_dict_from(obj, path) -> dict:
         if tuple(t.shape) != shape:
             raise CheckpointError(f"{path}: {key} has shape {tuple(t.shape)}, expected {shape} "
                                   f"(a 784-to-10 linear model)")
-        if not t.is_floating_point():
-            raise CheckpointError(f"{path}: {key} has dtype {t.dtype}, expected a float type")
+        if t.layout != torch.strided or not t.is_floating_point():
+            raise CheckpointError(f"{path}: {key} is a {t.layout} {t.dtype} tensor, expected a dense float one")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{path}: {key} contains NaN or infinite values")
+        if float(t.abs().max()) > MAX_WEIGHT:  # 3e38 is finite, and overflows the first logit
+            raise CheckpointError(f"{path}: {key} has values up to {float(t.abs().max()):.3g}; a model's are at "
+                                  f"most {MAX_WEIGHT:g} (trained ones: a few units)")
     extra = sorted(set(sd) - set(expected))
     if extra:
         raise CheckpointError(f"{path}: unexpected keys {extra} (not a 784-to-10 linear model)")
     return {k: sd[k].float() for k in expected}
+
+
+MAX_WEIGHT = 1e6  # |w| above this makes logits of 784 pixels overflow float32's range long before 3e38
+
+_NUMBER = (int, float)
+#: the one schema of a checkpoint's fields besides the weights: field -> (types, rule, what it must be)
+FIELDS = {
+    "format": (str, None, "a format name"),
+    "epoch": (int, lambda v: not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
+    "optimizer": ((dict, type(None)), None, "an optimizer state (a table) or none"),
+    "config": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of settings"),
+    "dataset": (str, None, "a dataset name"),
+    "classes": (list, lambda v: len(v) == NUM_CLASSES and all(isinstance(c, str) and c for c in v),
+                f"a list of {NUM_CLASSES} class names"),
+    "metrics": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of metrics"),
+    "history": (list, lambda v: all(isinstance(r, dict) and all(isinstance(k, str) for k in r)
+                                    and all(x is None or (isinstance(x, _NUMBER) and not isinstance(x, bool))
+                                            for x in r.values()) for r in v),
+                "a list of per-epoch rows of numbers"),
+    "transform": (str, None, "a transform name"),
+    "versions": (dict, None, "a table of versions"),
+    "created": (str, None, "a time"),
+}
+
+
+def _check_fields(obj: dict, path) -> None:
+    """Every field of an mnist-logreg checkpoint against FIELDS: a wrong type is one line."""
+    for key in obj:
+        if not isinstance(key, str):
+            raise CheckpointError(f"{path}: a field named {key!r} (fields are named by strings)")
+    for key, (types, rule, what) in FIELDS.items():
+        if key in obj and not (isinstance(obj[key], types) and (rule is None or rule(obj[key]))):
+            shown = repr(obj[key])
+            raise CheckpointError(f"{path}: {key} must be {what}, found {shown[:60] + '...' if len(shown) > 60 else shown}")
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -152,6 +192,7 @@ def load_checkpoint(path) -> Checkpoint:
     model.load_state_dict(sd)
     model.eval()
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        _check_fields(obj, path)
         return Checkpoint(model=model, optimizer_state=obj.get("optimizer"), epoch=int(obj.get("epoch", 0)),
                           config=dict(obj.get("config") or {}), dataset=obj.get("dataset", "mnist"),
                           classes=tuple(obj.get("classes") or ()), metrics=dict(obj.get("metrics") or {}),

@@ -97,19 +97,45 @@ def _extra_specs() -> dict[str, DatasetSpec]:
     try:
         from ._files import read_input
         entries = json.loads(read_input(path, 2**20, ConfigError))
+        if not isinstance(entries, list):
+            raise ValueError("expected a JSON list of dataset objects")
         specs = {}
         for e in entries:
-            e = dict(e)
-            for key in ("classes", "mirrors"):
-                e[key] = tuple(e[key])
-            e.setdefault("files", dict(_STANDARD_FILES))
-            spec = DatasetSpec(**e)
-            if set(spec.files) != set(ROLES) or set(spec.md5) != set(ROLES):
-                raise ValueError(f"{spec.name}: files and md5 need the keys {', '.join(ROLES)}")
+            spec = _declared_spec(dict(e))
             specs[spec.name] = spec
         return specs
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"{path} (${ENV_EXTRA}): not a valid dataset list: {err}") from None
+
+
+def _declared_spec(e: dict) -> DatasetSpec:
+    """One entry of $MNIST_LOGREG_DATASETS, checked: a plain name that redefines a built-in one
+    only with ``"override": true``; http(s) mirrors only (a file:// mirror would copy any local
+    file into the data folder); a folder and file names that stay inside the data folder."""
+    import re
+
+    override = e.pop("override", False) is True
+    if "system_dirs" in e:
+        raise ValueError(f"{e.get('name')}: system_dirs is for built-in datasets only")
+    for key in ("classes", "mirrors"):
+        e[key] = tuple(e[key])
+    e.setdefault("files", dict(_STANDARD_FILES))
+    spec = DatasetSpec(**e)
+    if not isinstance(spec.name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", spec.name):
+        raise ValueError(f"{spec.name!r}: a dataset name is lower-case letters, digits, '.', '_' and '-'")
+    if spec.name in DATASETS and not override:
+        raise ValueError(f"{spec.name}: redefines the built-in dataset; add \"override\": true to mean it")
+    for url in spec.mirrors:
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"{spec.name}: mirror {url!r} is not an http(s) URL")
+    names = [spec.folder, *spec.files.values()] if isinstance(spec.files, dict) else [spec.folder]
+    for n in names:
+        if not isinstance(n, str) or n in ("", ".", "..") or "/" in n or "\\" in n or "\0" in n:
+            raise ValueError(f"{spec.name}: {n!r} is not a plain file or folder name (it must stay in the data folder)")
+    if not isinstance(spec.files, dict) or set(spec.files) != set(ROLES) or not isinstance(spec.md5, dict) \
+            or set(spec.md5) != set(ROLES):
+        raise ValueError(f"{spec.name}: files and md5 need the keys {', '.join(ROLES)}")
+    return spec
 
 
 def all_specs() -> dict[str, DatasetSpec]:

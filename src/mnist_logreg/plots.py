@@ -138,7 +138,7 @@ def confusion_plot(cm, classes, path) -> Path:
     k = len(classes)
     fig, ax = plt.subplots(figsize=(7.2, 6.2))
     im = ax.imshow(cm + 0.5, cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(cm.max(), 1)))
-    names = [str(c) for c in classes]
+    names = [str(c).replace("$", r"\$") for c in classes]  # a '$' would start matplotlib's mathtext
     width = max(map(len, names))  # long class names (Fashion-MNIST's) need room, and a slant below
     rotate = width > 2
     ax.set_xticks(range(k), names, rotation=45 if rotate else 0, ha="right" if rotate else "center")

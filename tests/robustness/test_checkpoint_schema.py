@@ -1,0 +1,68 @@
+"""Checkpoints are checked field by field against one schema on load (issue 14, item 5): a
+field of any wrong type, a key that is no name, weights that are finite but absurd, a sparse
+tensor, a class name that matplotlib would read as maths: one line or a working model, never a
+traceback in the commands that read it."""
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mnist_logreg import CheckpointError, load_checkpoint
+from mnist_logreg.checkpoint import FIELDS
+
+WRONG = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True),
+                  st.text(max_size=5), st.lists(st.integers(), max_size=3),
+                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                  st.lists(st.text(max_size=2), min_size=10, max_size=10), st.just([{"epoch": "abc"}]),
+                  st.just({1: 2}), st.just([[1, 2]]))
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, data_dir):
+    from mnist_logreg import TrainConfig, train_run
+    run = train_run(TrainConfig(dry_run=True, data_dir=str(data_dir)), runs_dir=tmp_path_factory.mktemp("runs"),
+                    name="r", report=False, log=None)
+    return torch.load(run.path / "checkpoint.pt", weights_only=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(FIELDS) + ["config.lr", "config.solver", "history.0", 7]), value=WRONG)
+def test_any_field_of_any_type_is_a_working_model_or_one_line(tmp_path, good, run_cli, field, value):
+    ckpt = {**good, "config": dict(good["config"]), "history": list(good["history"])}
+    if isinstance(field, int):
+        ckpt[field] = value  # a key that is no name
+    elif field.startswith("config."):
+        ckpt["config"][field[7:]] = value
+    elif field.startswith("history."):
+        ckpt["history"][0] = value
+    else:
+        ckpt[field] = value
+    path = tmp_path / "c.pt"
+    torch.save(ckpt, path)
+    for argv in (["predict", path, "--index", "0", "--json"], ["evaluate", path, "--split", "val"],
+                 ["train", "--resume", path, "--epochs", "1", "--no-report"]):
+        code, out, err = run_cli(*argv)
+        assert code in (0, 2), (argv, err)
+        if code == 2:
+            assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda w: w.fill_(3e38), r"has values up to 3e\+38"),
+    (lambda w: w.to_sparse(), "is a torch.sparse_coo"),
+])
+def test_absurd_or_sparse_weights_are_refused(tmp_path, good, change, message):
+    ckpt = {**good, "model": dict(good["model"])}
+    ckpt["model"]["linear.weight"] = change(ckpt["model"]["linear.weight"].clone())
+    torch.save(ckpt, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def test_a_class_name_with_dollars_reports(tmp_path, good, data_dir):
+    from mnist_logreg import build_report
+    ckpt = {**good, "classes": [f"${i}$x" for i in range(9)] + ["$\\frac$"]}  # invalid mathtext last
+    torch.save(ckpt, tmp_path / "c.pt")
+    build_report(tmp_path / "c.pt", data_dir=data_dir, out_dir=tmp_path / "rep", log=None)
+    import json
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["classes"][3] == "$3$x"
+    assert (tmp_path / "rep" / "confusion.png").stat().st_size > 10_000  # drawn, names and all
