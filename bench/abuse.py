@@ -4,9 +4,11 @@ Sends N requests at concurrency C, cycling through good bodies (a drawn digit as
 upload, 784 JSON pixels) and bad ones (not an image, a truncated PNG, a 50-megapixel PNG,
 a 20 MB body, malformed JSON, 783 pixels, NaN pixels), and prints, per kind, the status
 codes seen, plus errors, throughput, latency and the server's peak resident memory.
-Every bad request must get a 4xx, every good one a 200, none a 5xx.
+Every bad request must get a 4xx, every good one a 200, none a 5xx. Then --worst uploads at
+once of the largest accepted image (25 megapixels), with /api/health timed meanwhile: each
+gets 200 or 503 (busy, Retry-After), and the server's memory stays bounded by design.
 
-    python bench/abuse.py CHECKPOINT [--requests 5000] [--concurrency 64]
+    python bench/abuse.py CHECKPOINT [--requests 5000] [--concurrency 64] [--worst 64]
 """
 from __future__ import annotations
 
@@ -108,6 +110,41 @@ async def _run(url, n, concurrency, mix):
     return statuses, errors, latencies, wall
 
 
+def worst_case_png() -> bytes:
+    """The largest image the server accepts (25 megapixels), a digit on white: 35 kB of PNG
+    that decodes to 25 MB of pixels."""
+    im = Image.new("L", (5000, 5000), 255)
+    ImageDraw.Draw(im).line([(2500, 800), (2500, 4200)], fill=0, width=300)
+    return _png(im)
+
+
+async def _worst(url, n):
+    """n uploads of the worst-case image at once, while /api/health is asked every 10 ms."""
+    import httpx
+    png, statuses, health = worst_case_png(), Counter(), []
+    limits = httpx.Limits(max_connections=n + 4, max_keepalive_connections=n + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        done = asyncio.Event()
+
+        async def upload(k):
+            r = await client.post("/api/predict", files={"image": (f"w{k}.png", png, "image/png")})
+            statuses[r.status_code] += 1
+
+        async def poll():
+            while not done.is_set():
+                t0 = time.perf_counter()
+                await client.get("/api/health")
+                health.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.01)
+        poller = asyncio.create_task(poll())
+        t0 = time.perf_counter()
+        await asyncio.gather(*(upload(k) for k in range(n)))
+        wall = time.perf_counter() - t0
+        done.set()
+        await poller
+    return statuses, health, wall
+
+
 def run_abuse(url, n, concurrency):
     mix = request_mix()
     statuses, errors, lat, wall = asyncio.run(_run(url, n, concurrency, mix))
@@ -120,12 +157,15 @@ def main():
     ap.add_argument("checkpoint")
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--worst", type=int, default=64, help="then this many worst-case uploads at once (0: skip)")
     args = ap.parse_args()
     port = free_port()
     proc = start_server(args.checkpoint, port)
     try:
         statuses, errors, lat, wall, expected = run_abuse(f"http://127.0.0.1:{port}", args.requests, args.concurrency)
         peak = peak_rss_mb(proc.pid)
+        worst = asyncio.run(_worst(f"http://127.0.0.1:{port}", args.worst)) if args.worst else None
+        worst_peak = peak_rss_mb(proc.pid)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -145,7 +185,16 @@ def main():
           f"unexpected statuses: {wrong}")
     print(f"throughput {args.requests / wall:.0f} req/s; latency p50 {np.percentile(lat_ms, 50):.1f} ms, "
           f"p99 {np.percentile(lat_ms, 99):.1f} ms; server peak RSS {peak:.0f} MB")
-    return 1 if (five or errors or wrong) else 0
+    bad_worst = 0
+    if worst is not None:
+        w_status, health, w_wall = worst
+        h_ms = np.array(health) * 1000
+        bad_worst = sum(v for k, v in w_status.items() if k not in (200, 503))
+        print(f"\n{args.worst} uploads at once of a 5000x5000 PNG ({len(worst_case_png()):,} bytes): statuses "
+              f"{json.dumps(dict(sorted(w_status.items())))} in {w_wall:.1f} s; /api/health meanwhile: "
+              f"{len(health)} answers, p50 {np.percentile(h_ms, 50):.1f} ms, p99 {np.percentile(h_ms, 99):.1f} ms; "
+              f"server peak RSS {worst_peak:.0f} MB (target: under 1,024 MB, p99 under 100 ms)")
+    return 1 if (five or errors or wrong or bad_worst) else 0
 
 
 if __name__ == "__main__":

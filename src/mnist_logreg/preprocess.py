@@ -31,6 +31,10 @@ from .errors import ImageError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024     # larger files are refused before decoding
 MAX_PIXELS = 25_000_000              # width x height; decompression bombs are refused
+# Larger images are reduced to at most this many pixels a side as soon as they are decoded:
+# the digit ends up 20 pixels tall, and a 5000x5000 upload preprocessed at full size held
+# about 800 MB of float arrays (issue 14); reduced, about 40 MB.
+WORK_SIZE = 1024
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 TARGET_COM = (14.0, 14.0)
 
@@ -56,6 +60,7 @@ def load_image(source, name: str | None = None, max_bytes: int = MAX_FILE_BYTES,
         if w * h > max_pixels:
             raise ImageError(f"{label}: {w}x{h} pixels is over the limit of {max_pixels:,} pixels")
         im.seek(0)  # animated formats: the first frame
+        im.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decoded grey at 1/2..1/8 scale, far less memory
         im.load()
         im = ImageOps.exif_transpose(im)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -66,7 +71,10 @@ def load_image(source, name: str | None = None, max_bytes: int = MAX_FILE_BYTES,
             arr = np.asarray(im, dtype=np.float64)
             lo, hi = float(arr.min()), float(arr.max())
             im = Image.fromarray(((arr - lo) / (hi - lo or 1) * 255).astype(np.uint8))
-        return im.convert("L")
+        im = im.convert("L")
+        if max(im.size) > WORK_SIZE:  # box-averaged down: ink is kept, floats stay small
+            im = im.reduce(-(-max(im.size) // WORK_SIZE))
+        return im
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:

@@ -11,12 +11,19 @@ Uploads go through :func:`mnist_logreg.preprocess.preprocess`; JSON pixels (784 
 are read whole.
 """
 
+import asyncio
 import json
+import logging
 import math
 from pathlib import Path
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+PREPROCESS_SLOTS = 2     # images decoded and preprocessed at once (each up to ~50 MB): memory by design
+PREPROCESS_QUEUE = 32    # more waiting than this: 503 with Retry-After, not an ever-growing queue
+BODY_TIMEOUT = 20.0      # seconds a request body may stall between chunks before it is dropped (408)
+MAX_JSON_DEPTH = 8       # {"pixels": [[...]]} needs 3; deeper JSON is refused before it is parsed
+log = logging.getLogger("mnist_logreg.serve")
 
 
 class _BodyLimit:
@@ -43,7 +50,10 @@ class _BodyLimit:
 
         async def limited_receive():
             nonlocal seen
-            message = await receive()
+            try:  # a body that stalls is dropped, not held forever
+                message = await asyncio.wait_for(receive(), BODY_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise _Stalled() from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
@@ -61,9 +71,17 @@ class _BodyLimit:
         except _TooLarge:
             if not sent:
                 await _json_response(send, 413, {"error": f"request body over the {self.limit:,}-byte limit"})
+        except _Stalled:
+            log.warning("%s %s: body stalled for %.0f s; dropped", scope.get("method"), scope.get("path"), BODY_TIMEOUT)
+            if not sent:
+                await _json_response(send, 408, {"error": f"request body stalled for {BODY_TIMEOUT:.0f} s"})
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Stalled(Exception):
     pass
 
 
@@ -94,8 +112,21 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
             "metrics": {k: v for k, v in ckpt.metrics.items() if isinstance(v, (int, float, str))},
             "created": ckpt.meta.get("created"), "checkpoint": str(ckpt.path)}
 
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+
     app = FastAPI(title="mnist-logreg", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    slots, waiting = asyncio.Semaphore(PREPROCESS_SLOTS), [0]
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc):  # 404, 405, ...: the same {"error": ...} as every other error
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request, exc):  # one line per aborted upload, not a traceback
+        log.warning("%s %s: client disconnected before the body was read", request.method, request.url.path)
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def error(status, message):
@@ -125,22 +156,33 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
         if ctype.startswith("multipart/form-data"):
             try:
                 form = await request.form(max_files=1, max_fields=4)
+            except (_TooLarge, _Stalled, ClientDisconnect):
+                raise  # 413, 408, a log line: the middleware and the handler above answer
             except Exception as e:  # malformed multipart
                 return error(400, f"malformed multipart body: {str(e)[:100]}")
             upload = form.get("image") or form.get("file")
             if upload is None or isinstance(upload, str):
                 return error(422, "multipart body needs a file field named 'image'")
             data = await upload.read()
+            if waiting[0] >= PREPROCESS_QUEUE:
+                return JSONResponse({"error": "busy: too many images in the queue; retry shortly"}, status_code=503,
+                                    headers={"Retry-After": "1"})
+            waiting[0] += 1
             try:
-                x = await _run(preprocess, data, upload.filename or "upload")
+                async with slots:  # at most PREPROCESS_SLOTS images decoded at once
+                    x = await _run(preprocess, data, upload.filename or "upload")
             except ImageError as e:
                 return error(422, str(e))
+            finally:
+                waiting[0] -= 1
             return answer(x)
         if ctype.startswith("application/json") or not ctype:
             raw = await request.body()
+            if _depth(raw) > MAX_JSON_DEPTH:
+                return error(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
             try:
                 body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 return error(400, "body is not valid JSON")
             msg, x = _pixels(body)
             if msg:
@@ -154,6 +196,31 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
         return await run_in_threadpool(fn, *args)
 
     return app
+
+
+def _depth(raw: bytes) -> int:
+    """How deep brackets nest in a JSON text (strings skipped), without parsing it: json.loads
+    recurses once per level, so 10,000 levels would end in a RecursionError."""
+    depth = top = 0
+    in_string = escaped = False
+    for c in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:  # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):  # [ {
+            depth += 1
+            top = max(top, depth)
+            if top > MAX_JSON_DEPTH:
+                return top
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return top
 
 
 def _pixels(body):
@@ -175,6 +242,8 @@ def _pixels(body):
         return f"'pixels' must hold 784 numbers, got {len(flat)}", None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
         return "'pixels' must hold only numbers", None
+    if any(isinstance(v, int) and not -1 <= v <= 256 for v in flat):  # 400 digits would overflow a float
+        return "pixel values must be in [0, 1] (or 0..255)", None
     if not all(math.isfinite(v) for v in flat):
         return "'pixels' must be finite numbers (no NaN or infinity)", None
     arr = np.asarray(flat, dtype=np.float64)
