@@ -146,8 +146,8 @@ class TrainConfig(_Settings):
                                 resumable=True)
     train_csv: typing.Optional[str] = setting(
         None, "train on a Kaggle Digit Recognizer train.csv instead (no test set)", metavar="FILE")
-    val_size: int = setting(10_000, "validation images held out of train", low=0)
-    seed: int = setting(0, "seed of the initial weights, the split and the shuffling", low=0)
+    val_size: int = setting(10_000, "validation images held out of train", low=0, high=10**9)
+    seed: int = setting(0, "seed of the initial weights, the split and the shuffling", low=0, high=2**32 - 1)
     dry_run: bool = setting(False, "a quick check: 1 epoch on 2,000 training images, 1,000 validation images")
     transform: str = setting(
         "none", "fixed input transform ahead of the linear layer, applied in training, evaluation, predict, "
@@ -157,9 +157,9 @@ class TrainConfig(_Settings):
     solver: str = setting(
         "minibatch", "minibatch: the notebook's mini-batch training (optimizer, lr, ...); newton: the exact "
                      "optimum of mean cross-entropy + lam/2 ||W||^2 on the training split", choices=SOLVERS)
-    epochs: int = setting(20, "epochs to train (when resuming: the epochs to add)", low=1)
+    epochs: int = setting(20, "epochs to train (when resuming: the epochs to add)", low=1, high=10**6)
     lr: float = setting(1e-3, "learning rate", above=0)
-    batch_size: int = setting(128, "mini-batch size", low=1)
+    batch_size: int = setting(128, "mini-batch size", low=1, high=2**20)
     optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS)
     lr_schedule: str = setting(
         "constant", "learning rate per epoch: constant (the notebook's), or cosine: from lr down to nearly 0 "
@@ -176,7 +176,7 @@ class TrainConfig(_Settings):
         low=0, high=1, metavar="Q")
     average_from: typing.Optional[int] = setting(
         None, "weight averaging: the final model is the mean of the weights at the end of each epoch from "
-              "EPOCH on (still one linear layer; off by default)", low=1, metavar="EPOCH")
+              "EPOCH on (still one linear layer; off by default)", low=1, high=10**6, metavar="EPOCH")
     augment_shift: float = setting(0.0, "augmentation: random shifts up to PX pixels (each epoch a new draw)",
                                    low=0, metavar="PX")
     augment_rotate: float = setting(0.0, "augmentation: random rotations up to DEG degrees", low=0, metavar="DEG")
@@ -187,7 +187,7 @@ class TrainConfig(_Settings):
     distill_epochs: int = setting(
         0, "distillation: train a small CNN teacher for N epochs (0: off) and train the linear model on a mix "
            "of the true labels and the teacher's softened probabilities; the teacher is a training aid only "
-           "and is not saved", low=0, metavar="N")
+           "and is not saved", low=0, high=1000, metavar="N")
     distill_temperature: float = setting(2.0, "softmax temperature of the teacher's probabilities", above=0,
                                          metavar="T")
     distill_alpha: float = setting(0.5, "weight of the true labels in the targets (1 - A on the teacher's), "
@@ -195,17 +195,18 @@ class TrainConfig(_Settings):
     # -- the exact solver -----------------------------------------------------------------
     lam: float = setting(1e-4, "L2 strength for solver newton (scikit-learn's C = 1 / (lam * n_train))", above=0)
     tol: float = setting(1e-5, "gradient-norm tolerance for solver newton", above=0)
-    max_iter: int = setting(100, "Newton iterations at most", low=1)
+    max_iter: int = setting(100, "Newton iterations at most", low=1, high=10**6)
     # -- how it runs (no effect on the result) ----------------------------------------------
     threads: typing.Optional[int] = setting(
         None, "CPU threads (default: 1 for minibatch, whose small products lose with more threads on a busy "
-              "machine, see bench/train_speed.py; all cores for newton)", low=1, resumable=True)
+              "machine, see bench/train_speed.py; all cores for newton)", low=1, high=1024, resumable=True)
     engine: str = setting(
         "auto", "how minibatch Adam/AdamW epochs run, all the same maths: native (a C kernel built on first "
                 "use with the system C compiler, CPU), torchscript, python; auto picks the first that applies "
                 "(the run's metrics record which ran)", choices=ENGINES, resumable=True)
     device: str = setting("auto", "cpu, cuda, cuda:N, or auto (cuda when present)", resumable=True)
-    checkpoint_every: int = setting(1, "write checkpoint.pt every N epochs (atomically)", low=1, resumable=True)
+    checkpoint_every: int = setting(1, "write checkpoint.pt every N epochs (atomically)", low=1, high=10**6,
+                                    resumable=True)
 
     def _check(self):
         if not _DEVICE.fullmatch(self.device):
@@ -241,7 +242,7 @@ class TuneConfig(_Settings):
                                     "minibatch (lr; every epoch is a candidate)", choices=SOLVERS)
     lams: typing.Tuple[float, ...] = setting((1e-3, 3e-4, 1e-4, 3e-5, 1e-5), "lam grid for newton", above=0)
     lrs: typing.Tuple[float, ...] = setting((3e-4, 1e-3, 3e-3), "lr grid for minibatch", above=0)
-    max_epochs: int = setting(40, "epochs tried for minibatch (every epoch is a candidate)", low=1)
+    max_epochs: int = setting(40, "epochs tried for minibatch (every epoch is a candidate)", low=1, high=10**6)
     refit: bool = setting(False, "retrain the winner on train+validation (val_size 0) before testing")
 
 
@@ -310,12 +311,16 @@ def range_text(f) -> str:
     """The rule of a numeric field in words: 'a positive number', 'at least 1', ..."""
     m = f.metadata
     if m["high"] is not None:
-        return f"between {m['low']:g} and {m['high']:g}"
+        return f"between {_num(m['low'])} and {_num(m['high'])}"
     if m["above"] is not None:
         return "a positive number" if m["above"] == 0 else f"more than {m['above']:g}"
     if m["low"] is not None:
         return f"at least {m['low']:g}" if m["low"] else "0 or more"
     return "valid"
+
+
+def _num(v) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
 
 
 def _toml_value(v) -> str:
