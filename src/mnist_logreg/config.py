@@ -304,18 +304,22 @@ def _check_range(f, value):
         bad = ((m["low"] is not None and v < m["low"]) or (m["above"] is not None and not v > m["above"])
                or (m["high"] is not None and v > m["high"]))
         if bad:
-            raise ConfigError(f"{_ref(f.name)} must be {range_text(f)}, got {v!r}")
+            raise ConfigError(f"{_ref(f.name)} must be {range_text(f, v)}, got {v!r}")
 
 
-def range_text(f) -> str:
-    """The rule of a numeric field in words: 'a positive number', 'at least 1', ..."""
+def range_text(f, value=None) -> str:
+    """The rule a numeric field's ``value`` breaks, in words: 'a positive number', 'at least
+    1', 'at most 1048576', 'between 0 and 1' (for a fraction)."""
     m = f.metadata
-    if m["high"] is not None:
-        return f"between {_num(m['low'])} and {_num(m['high'])}"
+    low, high = m["above"] if m["above"] is not None else m["low"], m["high"]
+    if high is not None and low is not None and high - low <= 1:
+        return f"between {_num(low)} and {_num(high)}"
+    if high is not None and value is not None and value > high:
+        return f"at most {_num(high)}"
     if m["above"] is not None:
-        return "a positive number" if m["above"] == 0 else f"more than {m['above']:g}"
+        return "a positive number" if m["above"] == 0 else f"more than {_num(m['above'])}"
     if m["low"] is not None:
-        return f"at least {m['low']:g}" if m["low"] else "0 or more"
+        return f"at least {_num(m['low'])}" if m["low"] else "0 or more"
     return "valid"
 
 
