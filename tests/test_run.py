@@ -9,7 +9,8 @@ import torch
 from helpers import SHARED_DATA, listing
 from test_golden import weights_hash
 
-from mnist_logreg import PRESETS, ConfigError, Run, TrainConfig, TuneConfig, load_checkpoint, train_run, tune
+from mnist_logreg import (PRESETS, CheckpointError, ConfigError, Run, TrainConfig, TuneConfig, load_checkpoint,
+                          train_run, tune)
 from mnist_logreg.cli import build_parser, flag
 
 #: what `mnist-logreg train` wrote before the run library (checked on commit 252a7f1), plus config.toml
@@ -87,6 +88,8 @@ def test_a_bad_config_in_a_checkpoint_is_a_one_line_error(tmp_path, run_cli):
     code, _, err = run_cli("train", "--resume", run.path, "--epochs", 1)
     assert code == 2 and len(err.splitlines()) == 1
     assert "checkpoint.pt: config: lr must be a number, got 'fast'" in err
+    with pytest.raises(CheckpointError, match="config: lr must be a number"):  # on load, by every command
+        load_checkpoint(run.path)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

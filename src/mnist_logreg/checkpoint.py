@@ -174,6 +174,18 @@ def _check_fields(obj: dict, path) -> None:
             raise CheckpointError(f"{path}: {key} must be {what}, found {shown[:60] + '...' if len(shown) > 60 else shown}")
 
 
+def _check_config(config: dict, path) -> None:
+    """The settings a checkpoint records, against TrainConfig's types and ranges (keys that are
+    no settings, from older versions or other tools, are left alone; missing ones default)."""
+    from .config import TrainConfig
+    from .errors import ConfigError
+
+    try:
+        TrainConfig.from_dict({k: v for k, v in config.items() if k in TrainConfig.names()})
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: config: {e}") from None
+
+
 def load_checkpoint(path) -> Checkpoint:
     """Load a checkpoint or a bare state_dict safely (``weights_only=True``), checking keys,
     shapes and values. Raises :class:`CheckpointError` with one line naming the problem."""
@@ -193,6 +205,7 @@ def load_checkpoint(path) -> Checkpoint:
     model.eval()
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         _check_fields(obj, path)
+        _check_config(obj.get("config") or {}, path)
         return Checkpoint(model=model, optimizer_state=obj.get("optimizer"), epoch=int(obj.get("epoch", 0)),
                           config=dict(obj.get("config") or {}), dataset=obj.get("dataset", "mnist"),
                           classes=tuple(obj.get("classes") or ()), metrics=dict(obj.get("metrics") or {}),
