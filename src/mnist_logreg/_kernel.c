@@ -311,24 +311,32 @@ int mlr_adam_chunk(const void *X, int x_u8, int64_t d, const int64_t *perm, cons
     return 0;
 }
 
+/* z = scale * W x + b for the images [i, i + EVAL_BLOCK) of X (in order; the next block's rows
+ * prefetched meanwhile), the images as floats in xs; returns how many there were. */
+#define EVAL_BLOCK 128
+INLINE int64_t forward_block(const void *X, int x_u8, int64_t d, int64_t n, int64_t i, float scale,
+                             const float *W, const float *b, const void **rows, float *z, float *xs) {
+    const size_t row_bytes = (size_t)d * (x_u8 ? 1 : sizeof(float));
+    const int64_t bs = n - i < EVAL_BLOCK ? n - i : EVAL_BLOCK;
+    const int64_t nbs = n - (i + bs) < EVAL_BLOCK ? n - (i + bs) : EVAL_BLOCK;
+    for (int64_t r = 0; r < bs + nbs; r++) rows[r] = (const char *)X + (size_t)(i + r) * row_bytes;
+    if (x_u8 && d == 784) forward(rows, bs, 784, 1, scale, W, b, z, xs, rows + bs, nbs);
+    else if (x_u8) forward(rows, bs, d, 1, scale, W, b, z, xs, rows + bs, nbs);
+    else if (d == 784) forward(rows, bs, 784, 0, scale, W, b, z, xs, rows + bs, nbs);
+    else forward(rows, bs, d, 0, scale, W, b, z, xs, rows + bs, nbs);
+    return bs;
+}
+
 /* Mean cross-entropy and accuracy of (W, b) on n images (rows of X, features X * scale),
  * as sums: *loss_sum (float64) and *correct. Scratch: rows (2 x EVAL_BLOCK pointers), z
  * (EVAL_BLOCK x K), xs (EVAL_BLOCK x d). Returns 0. */
-#define EVAL_BLOCK 128
 int mlr_evaluate(const void *X, int x_u8, int64_t d, int64_t n, const int64_t *y, float scale,
                  const float *W, const float *b, const void **rows, float *z, float *xs,
                  double *loss_sum, int64_t *correct) {
-    const size_t row_bytes = (size_t)d * (x_u8 ? 1 : sizeof(float));
     double loss = 0.0;
     int64_t right = 0;
     for (int64_t i = 0; i < n; i += EVAL_BLOCK) {
-        const int64_t bs = n - i < EVAL_BLOCK ? n - i : EVAL_BLOCK;
-        const int64_t nbs = n - (i + bs) < EVAL_BLOCK ? n - (i + bs) : EVAL_BLOCK;
-        for (int64_t r = 0; r < bs + nbs; r++) rows[r] = (const char *)X + (size_t)(i + r) * row_bytes;
-        if (x_u8 && d == 784) forward(rows, bs, 784, 1, scale, W, b, z, xs, rows + bs, nbs);
-        else if (x_u8) forward(rows, bs, d, 1, scale, W, b, z, xs, rows + bs, nbs);
-        else if (d == 784) forward(rows, bs, 784, 0, scale, W, b, z, xs, rows + bs, nbs);
-        else forward(rows, bs, d, 0, scale, W, b, z, xs, rows + bs, nbs);
+        const int64_t bs = forward_block(X, x_u8, d, n, i, scale, W, b, rows, z, xs);
         for (int64_t r = 0; r < bs; r++) {
             const float *zr = z + r * K;
             int best = 0;
@@ -355,17 +363,10 @@ int mlr_evaluate(const void *X, int x_u8, int64_t d, int64_t n, const int64_t *y
 int mlr_hvp(const void *X, int x_u8, int64_t d, int64_t n, float scale, const float *V, const float *vb,
             const float *P, const void **rows, float *z, float *xs, float *tw, float *tb,
             double *hv, double *hb) {
-    const size_t row_bytes = (size_t)d * (x_u8 ? 1 : sizeof(float));
     for (int64_t j = 0; j < K * d; j++) hv[j] = 0.0;
     for (int k = 0; k < K; k++) hb[k] = 0.0;
     for (int64_t i = 0; i < n; i += EVAL_BLOCK) {
-        const int64_t bs = n - i < EVAL_BLOCK ? n - i : EVAL_BLOCK;
-        const int64_t nbs = n - (i + bs) < EVAL_BLOCK ? n - (i + bs) : EVAL_BLOCK;
-        for (int64_t r = 0; r < bs + nbs; r++) rows[r] = (const char *)X + (size_t)(i + r) * row_bytes;
-        if (x_u8 && d == 784) forward(rows, bs, 784, 1, scale, V, vb, z, xs, rows + bs, nbs);
-        else if (x_u8) forward(rows, bs, d, 1, scale, V, vb, z, xs, rows + bs, nbs);
-        else if (d == 784) forward(rows, bs, 784, 0, scale, V, vb, z, xs, rows + bs, nbs);
-        else forward(rows, bs, d, 0, scale, V, vb, z, xs, rows + bs, nbs);
+        const int64_t bs = forward_block(X, x_u8, d, n, i, scale, V, vb, rows, z, xs);
         for (int64_t r = 0; r < bs; r++) {
             const float *p = P + (i + r) * K;
             float *a = z + r * K, dot = 0.0f;
