@@ -38,6 +38,10 @@ def _fresh(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("MNIST_LOGREG_CACHE", str(cache))
     monkeypatch.setattr(_native, "_loaded", {})
+    # these tests are about when a library is (re)built and loaded, not about its code: rebuild
+    # at -O0 (0.5 s instead of 4), into the file the real flags name
+    real = _native._compile
+    monkeypatch.setattr(_native, "_compile", lambda cc, flags, out: real(cc, ["-O0"], out))
     return cache
 
 

@@ -39,8 +39,7 @@ def test_train_with_an_escaping_name_is_one_line_and_writes_nothing(tmp_path, ru
 
 def test_one_process_trains_in_a_run_folder_at_a_time(tmp_path):
     base = [sys.executable, "-m", "mnist_logreg.cli", "train", "--no-report", "--data-dir", str(SHARED_DATA)]
-    assert subprocess.run(base + ["--dry-run", "--runs-dir", str(tmp_path), "--name", "r"], cwd=REPO,
-                          capture_output=True).returncode == 0
+    train_run(TrainConfig(dry_run=True, data_dir=str(SHARED_DATA)), runs_dir=tmp_path, name="r", report=False, log=None)
     first = subprocess.Popen(base + ["--resume", str(tmp_path / "r"), "--epochs", "100000", "--checkpoint-every",
                                      "100000"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
