@@ -128,6 +128,23 @@ def run_newton(train, val, test, transform, lams, seed, threads):
     return evaluate(best["model"], test)["accuracy"], best["accuracy"], best["lam"]
 
 
+def pick(label, grid, score, describe=str):
+    """The grid entry with the best validation accuracy (``score(entry)``), printed with every
+    entry's score; a grid of one entry (the smoke run's) is taken as it is, unscored."""
+    if len(grid) == 1:
+        print(f"{label}: one setting, nothing to choose: {describe(grid[0])}", flush=True)
+        return grid[0]
+    scores = [(score(g), i) for i, g in enumerate(grid)]
+    best = grid[max(scores)[1]]
+    print(f"{label}: chosen on validation: {describe(best)} "
+          f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+    return best
+
+
+def _t_alpha(g):
+    return f"T {g[0]}, alpha {g[1]}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None)
@@ -175,17 +192,12 @@ def main():
             if kind == "augment":  # choose the augmentation on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 grid = AUGMENT_GRID[:1] if args.smoke else AUGMENT_GRID
-                scores = [(run_augmented(train, val, val, args.epochs, args.seeds[0], g)[1], i) for i, g in enumerate(grid)]
-                chosen = grid[max(scores)[1]]
-                print(f"augmentation chosen on validation: {chosen} ({', '.join(f'{g}: {v:.4f}' for v, g in ((s, grid[i]) for s, i in scores))})", flush=True)
+                chosen = pick("augmentation", grid, lambda g: run_augmented(train, val, val, args.epochs, args.seeds[0], g)[1])
             if kind == "cosine":  # choose (epochs, lr) on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 grid = [(1, 1e-3)] if args.smoke else COSINE_GRID
-                scores = [(run_cosine(train, val, None, transform, e, lr, args.seeds[0])[1], i)
-                          for i, (e, lr) in enumerate(grid)]
-                chosen_e, chosen_lr = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: {chosen_e} epochs, lr {chosen_lr:g} "
-                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                chosen_e, chosen_lr = pick(label, grid, lambda g: run_cosine(train, val, None, transform, *g, args.seeds[0])[1],
+                                           lambda g: f"{g[0]} epochs, lr {g[1]:g}")
                 refit_accs, refit_secs = [], []
             if kind in ("robust", "robust-adam"):  # (loss cap, q, lr) on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
@@ -196,39 +208,30 @@ def main():
                     grid = [g for g in ROBUST_GRID if g[2] == 1e-3 and (g[0] is not None or g[1])]
                 if args.smoke:
                     grid = ROBUST_GRID[1:2]
-                scores = [(run_cosine(train, val, None, transform, robust_epochs, lr, args.seeds[0], cap, q, schedule)[1], i)
-                          for i, (cap, q, lr) in enumerate(grid)]
-                chosen_robust = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: {robust_note(*chosen_robust, epochs=robust_epochs)} "
-                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                chosen_robust = pick(label, grid, lambda g: run_cosine(train, val, None, transform, robust_epochs, g[2],
+                                                                       args.seeds[0], g[0], g[1], schedule)[1],
+                                     lambda g: robust_note(*g, epochs=robust_epochs))
                 refit_accs, refit_secs = [], []
             if kind == "distill":  # (temperature, alpha) on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
                 grid = DISTILL_GRID[:1] if args.smoke else DISTILL_GRID
-                scores = [(run_distilled(train, val, None, args.epochs, args.seeds[0], teacher, x, *g)[1], i)
-                          for i, g in enumerate(grid)]
-                chosen_t, chosen_a = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: T {chosen_t}, alpha {chosen_a} "
-                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                chosen_t, chosen_a = pick(label, grid, lambda g: run_distilled(train, val, None, args.epochs, args.seeds[0],
+                                                                               teacher, x, *g)[1], _t_alpha)
             if kind == "combo":  # (temperature, alpha) with the cosine schedule, on validation
                 combo_epochs = 1 if args.smoke else 60
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
                 grid = COMBO_GRID[:1] if args.smoke else COMBO_GRID
-                scores = [(run_distilled(train, val, None, combo_epochs, args.seeds[0], teacher, x, *g,
-                                         transform=transform, cosine=True)[1], i) for i, g in enumerate(grid)]
-                chosen_t, chosen_a = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: T {chosen_t}, alpha {chosen_a} "
-                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                chosen_t, chosen_a = pick(label, grid, lambda g: run_distilled(train, val, None, combo_epochs, args.seeds[0],
+                                                                               teacher, x, *g, transform=transform,
+                                                                               cosine=True)[1], _t_alpha)
                 refit_accs, refit_secs = [], []
             if kind == "average":
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
                 grid = [1] if args.smoke else AVERAGE_GRID
-                scores = [(run_averaged(train, val, None, args.epochs, args.seeds[0], a)[1], i) for i, a in enumerate(grid)]
-                chosen_avg = grid[max(scores)[1]]
-                print(f"{label}: chosen on validation: average from epoch {chosen_avg} "
-                      f"({', '.join(f'{grid[i]}: {v:.4f}' for v, i in scores)})", flush=True)
+                chosen_avg = pick(label, grid, lambda a: run_averaged(train, val, None, args.epochs, args.seeds[0], a)[1],
+                                  lambda a: f"average from epoch {a}")
             for seed in args.seeds:
                 train, val = split(full, 2_000 if args.smoke else 10_000, seed)
                 t0 = time.perf_counter()
