@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "test"], default="train", help="which split")
     p.add_argument("--index", type=_nonneg_int, nargs="+", default=None,
                    help="image indices (default: the first --count)")
-    p.add_argument("--count", type=_positive_int, default=16, help="images in the grid")
+    p.add_argument("--count", type=_number(int, 1, False, "between 1 and 1000", high=1000), default=16,
+                   help="images in the grid (at most 1000)")
     p.add_argument("--patch", metavar="R0:R1,C0:C1", default=None,
                    help="print and draw rows R0..R1-1, columns C0..C1-1 of the first --index image (e.g. 5:10,5:10)")
     p.add_argument("-o", "--output", metavar="FILE", default="show.png", help="where the picture is written")
@@ -410,6 +411,8 @@ def cmd_show(args):
     check_output(args.output, force=args.force, inputs=(find_files(get_spec(args.dataset).name, args.data_dir) or {}).values())
     data = load_dataset(get_spec(args.dataset).name, args.split, args.data_dir, download=not args.no_download)
     index = args.index or list(range(min(args.count, len(data))))
+    if len(index) > 1000:  # one picture: 1000 images is already 4 MB of PNG
+        raise ConfigError(f"--index: at most 1000 images in one picture, got {len(index)}")
     bad = [i for i in index if i >= len(data)]
     if bad:
         raise ConfigError(f"--index {bad[0]} is out of range: {data.name} has {len(data):,} images")

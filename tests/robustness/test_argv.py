@@ -62,9 +62,12 @@ def test_any_command_line_is_exit_0_or_one_line(sub, places, run_cli, monkeypatc
     import mnist_logreg.tuning as tuning
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # serve: everything up to listening
     real_tune = tuning.tune
+    # tune: the settings as given, run small (a dry run, one grid point, 2 epochs, no more threads
+    # than cores, a tolerance Newton reaches in a few steps): the test is the command line
     monkeypatch.setattr(tuning, "tune", lambda cfg, search, *a, **k: real_tune(
-        cfg.replace(dry_run=True), search.replace(max_epochs=min(search.max_epochs, 2), lams=search.lams[:1],
-                                                  lrs=search.lrs[:1]), tmp_path / "tune", log=None))
+        cfg.replace(dry_run=True, threads=None, tol=max(cfg.tol, 1e-4)),
+        search.replace(max_epochs=min(search.max_epochs, 2), lams=search.lams[:1], lrs=search.lrs[:1]),
+        tmp_path / "tune", log=None))
 
     @settings(max_examples=int(os.environ.get("ARGV_EXAMPLES", 15)), deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
