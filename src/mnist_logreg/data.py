@@ -219,12 +219,10 @@ def _cache_file(path: Path):
     return cache_dir() / "data" / f"idx-{h.hexdigest()[:32]}.npy"
 
 
-def _private(folder: Path) -> bool:
-    """This user's folder, which no other user can write to (group or world)."""
-    if not hasattr(os, "getuid"):
-        return True
-    st = folder.stat()
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+def _private(path: Path) -> bool:
+    """This user's file or folder, which no other user can write to: the kernel cache's rule."""
+    from ._native import _private as private_stat
+    return private_stat(path.stat())
 
 
 def _load_cached(cache: Path):

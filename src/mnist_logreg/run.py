@@ -189,7 +189,7 @@ def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_
         else:
             session.train_minibatch(progress)
         session.finish(report, painter)
-    return Run.open(session.run_dir)
+    return Run(session.run_dir)  # its checkpoint is read when first asked for
 
 
 @contextmanager
