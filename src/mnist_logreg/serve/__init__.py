@@ -92,17 +92,100 @@ async def _json_response(send, status, obj):
     await send({"type": "http.response.body", "body": body})
 
 
+class _Refusal(Exception):
+    """A request answered with a 4xx (or 503): status, message, extra headers."""
+
+    def __init__(self, status: int, message: str, headers=None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+class _Decoder:
+    """Preprocesses uploaded images in worker threads, at most PREPROCESS_SLOTS at once (each
+    holds up to ~50 MB while decoded), with at most PREPROCESS_QUEUE waiting: memory bounded by
+    design, and a busy server says so (503, Retry-After) instead of queueing without end."""
+
+    def __init__(self):
+        self.slots, self.waiting = asyncio.Semaphore(PREPROCESS_SLOTS), 0
+
+    async def __call__(self, data: bytes, name: str):
+        from starlette.concurrency import run_in_threadpool
+
+        from ..errors import ImageError
+        from ..preprocess import preprocess
+
+        if self.waiting >= PREPROCESS_QUEUE:
+            raise _Refusal(503, "busy: too many images in the queue; retry shortly", {"Retry-After": "1"})
+        self.waiting += 1
+        try:
+            async with self.slots:
+                return await run_in_threadpool(preprocess, data, name)
+        except ImageError as e:
+            raise _Refusal(422, str(e)) from None
+        finally:
+            self.waiting -= 1
+
+
+async def _uploaded_image(request, decode: _Decoder):
+    """The 28x28 input from a multipart upload (field ``image``, or ``file``)."""
+    from starlette.requests import ClientDisconnect
+
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except (_TooLarge, _Stalled, ClientDisconnect):
+        raise  # 413, 408, a log line: the middleware and the app's handler answer
+    except Exception as e:  # malformed multipart
+        raise _Refusal(400, f"malformed multipart body: {str(e)[:100]}") from None
+    upload = form.get("image") or form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise _Refusal(422, "multipart body needs a file field named 'image'")
+    return await decode(await upload.read(), upload.filename or "upload")
+
+
+async def _json_pixels(request):
+    """The 28x28 input from a JSON body {"pixels": [...]}."""
+    raw = await request.body()
+    if _depth(raw) > MAX_JSON_DEPTH:
+        raise _Refusal(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _Refusal(400, "body is not valid JSON") from None
+    msg, x = _pixels(body)
+    if msg:
+        raise _Refusal(422, msg)
+    return x
+
+
+def _add_error_handlers(app) -> None:
+    """Every error is {"error": ...}: refusals, 404 and 405 too; an aborted upload is one log line."""
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+
+    @app.exception_handler(_Refusal)
+    async def refused(request, exc):
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request, exc):
+        log.warning("%s %s: client disconnected before the body was read", request.method, request.url.path)
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
+
+
 def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     """A FastAPI app serving the model in ``checkpoint`` (loaded once, here)."""
     import numpy as np
     import torch
     from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import FileResponse
     from fastapi.staticfiles import StaticFiles
 
     from ..checkpoint import load_checkpoint
-    from ..errors import ImageError
-    from ..preprocess import preprocess
     from ..train import predict
 
     ckpt = load_checkpoint(checkpoint)
@@ -112,25 +195,11 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
             "metrics": {k: v for k, v in ckpt.metrics.items() if isinstance(v, (int, float, str))},
             "created": ckpt.meta.get("created"), "checkpoint": str(ckpt.path)}
 
-    from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect
-
     app = FastAPI(title="mnist-logreg", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
-    slots, waiting = asyncio.Semaphore(PREPROCESS_SLOTS), [0]
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request, exc):  # 404, 405, ...: the same {"error": ...} as every other error
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(ClientDisconnect)
-    async def gone(request, exc):  # one line per aborted upload, not a traceback
-        log.warning("%s %s: client disconnected before the body was read", request.method, request.url.path)
-        return JSONResponse({"error": "client disconnected"}, status_code=400)
+    _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    def error(status, message):
-        return JSONResponse({"error": message}, status_code=status)
+    decode = _Decoder()
 
     def answer(x28: np.ndarray):
         probs = predict(model, torch.from_numpy(x28).reshape(1, 28, 28))[0]
@@ -154,46 +223,11 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     async def predict_endpoint(request: Request):
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
-            try:
-                form = await request.form(max_files=1, max_fields=4)
-            except (_TooLarge, _Stalled, ClientDisconnect):
-                raise  # 413, 408, a log line: the middleware and the handler above answer
-            except Exception as e:  # malformed multipart
-                return error(400, f"malformed multipart body: {str(e)[:100]}")
-            upload = form.get("image") or form.get("file")
-            if upload is None or isinstance(upload, str):
-                return error(422, "multipart body needs a file field named 'image'")
-            data = await upload.read()
-            if waiting[0] >= PREPROCESS_QUEUE:
-                return JSONResponse({"error": "busy: too many images in the queue; retry shortly"}, status_code=503,
-                                    headers={"Retry-After": "1"})
-            waiting[0] += 1
-            try:
-                async with slots:  # at most PREPROCESS_SLOTS images decoded at once
-                    x = await _run(preprocess, data, upload.filename or "upload")
-            except ImageError as e:
-                return error(422, str(e))
-            finally:
-                waiting[0] -= 1
-            return answer(x)
+            return answer(await _uploaded_image(request, decode))
         if ctype.startswith("application/json") or not ctype:
-            raw = await request.body()
-            if _depth(raw) > MAX_JSON_DEPTH:
-                return error(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                return error(400, "body is not valid JSON")
-            msg, x = _pixels(body)
-            if msg:
-                return error(422, msg)
-            return answer(x)
-        return error(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
-                          f"or application/json {{\"pixels\": [...]}}")
-
-    async def _run(fn, *args):
-        from starlette.concurrency import run_in_threadpool
-        return await run_in_threadpool(fn, *args)
+            return answer(await _json_pixels(request))
+        raise _Refusal(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
+                            f"or application/json {{\"pixels\": [...]}}")
 
     return app
 
