@@ -122,8 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnist-logreg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    for add in (_add_data, _add_train, _add_report, _add_show, _add_tune, _add_evaluate, _add_predict, _add_serve,
+                _add_export):  # one function per subcommand, in --help's order
+        add(sub)
+    return parser
 
-    # ---- data --------------------------------------------------------------------------
+
+def _add_data(sub) -> None:
     p = sub.add_parser("data", formatter_class=_Formatter, help="show which datasets are found where",
                        description="Show, for each known dataset, where its files were found "
                                    "(or where they were looked for).")
@@ -134,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_data)
 
-    # ---- train -------------------------------------------------------------------------
-    from .config import PRESETS, TUNE_TRAIN_SETTINGS, TrainConfig, TuneConfig
+
+def _add_train(sub) -> None:
+    from .config import PRESETS, TrainConfig
+
     p = sub.add_parser("train", formatter_class=_Formatter, help="train a model and write a run folder",
                        description="Train on the training split (minus a seeded validation split), "
                                    "print the notebook's per-epoch line, evaluate on the test set and "
@@ -161,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p.add_argument_group("settings (TrainConfig)"), TrainConfig)
     p.set_defaults(func=cmd_train)
 
-    # ---- report ------------------------------------------------------------------------
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", formatter_class=_Formatter, help="figures and report.html for a run",
                        description="Write, into the run folder (or --out), the figures (training curves, "
                                    "confusion matrix, weight templates, reliability diagram, most confident "
@@ -173,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the run folder)")
     p.set_defaults(func=cmd_report)
 
-    # ---- show --------------------------------------------------------------------------
+
+def _add_show(sub) -> None:
     p = sub.add_parser("show", formatter_class=_Formatter, help="draw dataset images, or print a pixel patch",
                        description="Draw a grid of dataset images with their labels, or with --index and "
                                    "--patch print the pixel values of a crop (0 = black, 1 = white) and draw it.")
@@ -189,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.set_defaults(func=cmd_show)
 
-    # ---- tune --------------------------------------------------------------------------
+
+def _add_tune(sub) -> None:
+    from .config import TUNE_TRAIN_SETTINGS, TrainConfig, TuneConfig
+
     p = sub.add_parser("tune", formatter_class=_Formatter, help="choose lam (or lr and epochs) on the validation split",
                        description="Grid search by validation accuracy. newton: one exact optimum per lam "
                                    "(warm-started from the previous one); minibatch: per lr, the best epoch. "
@@ -203,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_tune)
 
-    # ---- evaluate ----------------------------------------------------------------------
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", formatter_class=_Formatter, help="loss, accuracy and confusion matrix",
                        description="Evaluate a run folder, an mnist-logreg checkpoint or a notebook "
                                    "state_dict (.pth) on a split: loss, accuracy, per-class accuracy and "
@@ -215,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    # ---- predict -----------------------------------------------------------------------
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", formatter_class=_Formatter, help="predict dataset images, image files or a CSV",
                        description="Predict with a trained model: dataset images by index (label, "
                                    "prediction, top probabilities), 28x28 grayscale image files, or a "
@@ -240,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(dataset=None)
     p.set_defaults(func=cmd_predict)
-    # ---- serve -------------------------------------------------------------------------
+
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", formatter_class=_Formatter, help="the drawing web app and REST API",
                        description="Serve a drawing page (GET /) and a REST API (POST /api/predict, GET "
                                    "/api/health, GET /api/model) for one model, loaded once at start.")
@@ -252,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=10.0, help="larger request bodies get 413 (at most 1024)")
     p.set_defaults(func=cmd_serve)
 
-    # ---- export ------------------------------------------------------------------------
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", formatter_class=_Formatter, help="write the model as ONNX or TorchScript",
                        description="ONNX: one file with the weights inside, input 'pixels' float32 "
                                    "(batch, 1, 28, 28) in [0, 1] with a dynamic batch, outputs 'logits' and "
@@ -262,7 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write")
     p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.set_defaults(func=cmd_export)
-    return parser
 
 
 def cmd_serve(args):
