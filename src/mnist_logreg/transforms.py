@@ -21,8 +21,9 @@ import torch.nn.functional as F
 TRANSFORMS = ("none", "deskew", "cbrt")
 
 
-def deskew(x: torch.Tensor) -> torch.Tensor:
-    """Deskew images in [0, 1]; any shape (..., 784) or (..., 28, 28); returns the same shape.
+def deskew(x: torch.Tensor, size: tuple = (28, 28)) -> torch.Tensor:
+    """Deskew images in [0, 1]; any shape (..., 784) or (..., 28, 28) (other image sizes: pass
+    ``size``, (rows, columns)); returns the same shape.
 
     For each image with centre of mass (r0, c0), row variance v and row-column covariance
     k, the output pixel (R, C) samples the input at (R + r0 - 14, C + (k / v)(R - 14) + c0 - 14)
@@ -37,11 +38,12 @@ def deskew(x: torch.Tensor) -> torch.Tensor:
     >>> int(cols.max() - cols.min()) <= 1                          # now (nearly) vertical
     True
     """
-    shape = x.shape
-    img = x.reshape(-1, 28, 28)
+    shape, (h, w) = x.shape, size
+    img = x.reshape(-1, h, w)
     n = img.shape[0]
-    r = torch.arange(28, dtype=img.dtype, device=img.device).view(1, 28, 1)
-    c = torch.arange(28, dtype=img.dtype, device=img.device).view(1, 1, 28)
+    r = torch.arange(h, dtype=img.dtype, device=img.device).view(1, h, 1)
+    c = torch.arange(w, dtype=img.dtype, device=img.device).view(1, 1, w)
+    hr, hc = h / 2, w / 2  # the image centre (14, 14 for MNIST)
     total = img.sum((1, 2)).clamp_min(1e-6)
     r0 = (img * r).sum((1, 2)) / total
     c0 = (img * c).sum((1, 2)) / total
@@ -49,12 +51,12 @@ def deskew(x: torch.Tensor) -> torch.Tensor:
     var_r = (img * dr * dr).sum((1, 2)) / total
     cov = (img * dr * (c - c0.view(-1, 1, 1))).sum((1, 2)) / total
     alpha = cov / var_r.clamp_min(1e-6)
-    rows = r.expand(n, 28, 28)
-    cols = c.expand(n, 28, 28)
-    src_r = rows + (r0 - 14).view(-1, 1, 1)
-    src_c = cols + alpha.view(-1, 1, 1) * (rows - 14) + (c0 - 14).view(-1, 1, 1)
+    rows = r.expand(n, h, w)
+    cols = c.expand(n, h, w)
+    src_r = rows + (r0 - hr).view(-1, 1, 1)
+    src_c = cols + alpha.view(-1, 1, 1) * (rows - hr) + (c0 - hc).view(-1, 1, 1)
     # grid_sample's normalised coordinates (align_corners=False): pixel i -> (2i + 1) / 28 - 1
-    grid = torch.stack([(src_c + 0.5) / 14 - 1, (src_r + 0.5) / 14 - 1], dim=-1)
+    grid = torch.stack([(src_c + 0.5) / hc - 1, (src_r + 0.5) / hr - 1], dim=-1)
     out = F.grid_sample(img.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.reshape(shape)
 
