@@ -14,9 +14,10 @@ from mnist_logreg import (PRESETS, CheckpointError, ConfigError, Run, TrainConfi
 from mnist_logreg.cli import build_parser, flag
 
 #: what `mnist-logreg train` wrote before the run library (checked on commit 252a7f1), plus config.toml
+#: and status.json (how the last session ended, for `mnist-logreg runs`)
 RUN_FILES = {"accuracy.png", "checkpoint.pt", "confusion.png", "curves.png", "history.csv", "history.json",
              "metrics.json", "mistakes.png", "predictions.png", "reliability.png", "report.html", "report.json",
-             "samples.png", "weights.png", "config.toml"}
+             "samples.png", "weights.png", "config.toml", "status.json"}
 
 
 def _strip_times(rows):
@@ -188,7 +189,7 @@ def test_every_setting_is_an_option_and_reaches_the_config():
                "weight_decay": 0.25, "loss_cap": 4.0, "loss_q": 0.25, "average_from": 2, "augment_shift": 1.0,
                "augment_rotate": 2.0, "augment_scale": 0.125, "augment_elastic": 1.5, "distill_epochs": 0,
                "distill_temperature": 3.0, "distill_alpha": 0.75, "lam": 0.5, "tol": 0.25, "max_iter": 9,
-               "threads": 2, "engine": "python", "device": "cpu", "checkpoint_every": 4}
+               "threads": 2, "engine": "python", "device": "cpu", "checkpoint_every": 4, "tensorboard": "tb"}
     assert set(changed) == set(TrainConfig.names())
     argv = ["train"]
     for k, v in changed.items():

@@ -83,6 +83,8 @@ def add_settings(p, cls, names=None) -> list:
             base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
             if typing.get_origin(hint) is tuple:
                 kw["nargs"], base = "+", typing.get_args(hint)[0]
+            if m.get("const") is not None:
+                kw.update(nargs="?", const=m["const"])
             p.add_argument(flag(f.name), type=_PARSE[base], choices=m["choices"], metavar=m["metavar"], **kw)
         added.append(f.name)
     return added
@@ -122,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnist-logreg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_data, _add_train, _add_report, _add_show, _add_tune, _add_evaluate, _add_predict, _add_serve,
-                _add_export):  # one function per subcommand, in --help's order
+    for add in (_add_data, _add_train, _add_report, _add_show, _add_tune, _add_runs, _add_compare, _add_evaluate,
+                _add_predict, _add_serve, _add_export):  # one function per subcommand, in --help's order
         add(sub)
     return parser
 
@@ -212,8 +214,37 @@ def _add_tune(sub) -> None:
     add_settings(p.add_argument_group("data and training (TrainConfig)"), TrainConfig, TUNE_TRAIN_SETTINGS)
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
     p.add_argument("--name", default=None, help="run folder name (default: DATASET-tune-TIMESTAMP)")
+    p.add_argument("--best", action="store_true",
+                   help="optuna: run no trials; print the best trial's settings as TOML (a config file for train "
+                        "--config); with --refit, also retrain them on train+validation and test once")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_tune)
+
+
+def _add_runs(sub) -> None:
+    from .experiments import COLUMNS
+
+    p = sub.add_parser("runs", formatter_class=_Formatter, help="list runs: status, differing settings, accuracy",
+                       description="One row per run folder in RUNS_DIR (and per trial in a study's folder): its "
+                                   "status (complete, interrupted, diverged, pruned, running, incomplete, "
+                                   "unreadable), the settings that differ between the runs listed, epochs, "
+                                   "validation and test accuracy, training time.")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR", help="the folder of runs (default: runs)")
+    p.add_argument("--sort", default="name", metavar="COLUMN",
+                   help=f"sort by a column: {', '.join(COLUMNS)} (accuracies best first) or a setting's name "
+                        f"(default: name)")
+    p.add_argument("--json", action="store_true", help="print JSON (every setting of every run)")
+    p.set_defaults(func=cmd_runs)
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", formatter_class=_Formatter, help="one HTML page comparing runs",
+                       description="Validation accuracy and loss per epoch overlaid, the settings side by side "
+                                   "(those that differ highlighted), the metrics; the figures are inside the page.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the HTML file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
+    p.set_defaults(func=cmd_compare)
 
 
 def _add_evaluate(sub) -> None:
@@ -259,24 +290,31 @@ def _add_predict(sub) -> None:
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", formatter_class=_Formatter, help="the drawing web app and REST API",
                        description="Serve a drawing page (GET /) and a REST API (POST /api/predict, GET "
-                                   "/api/health, GET /api/model) for one model, loaded once at start.")
+                                   "/api/health, GET /api/model, docs at /api/docs) for one model, loaded "
+                                   "once at start. The app keeps no state between requests: --workers N "
+                                   "runs N processes on one port, and any number of servers can stand "
+                                   "behind a load balancer.")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (only this one)")
     p.add_argument("--port", type=_number(int, 0, False, "a port number, 0 to 65535", high=65535), default=8000,
                    help="port to bind (0: any free port)")
     p.add_argument("--max-body-mb", type=_number(float, 0.0, True, "more than 0 and at most 1024", high=1024),
                    default=10.0, help="larger request bodies get 413 (at most 1024)")
+    p.add_argument("--workers", type=_number(int, 1, False, "at least 1, at most 64", high=64), default=1,
+                   help="server processes sharing the port (uvicorn's workers; each loads the model, ~150 MB)")
     p.set_defaults(func=cmd_serve)
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", formatter_class=_Formatter, help="write the model as ONNX or TorchScript",
+    p = sub.add_parser("export", formatter_class=_Formatter, help="write the model as ONNX, TorchScript or a web page",
                        description="ONNX: one file with the weights inside, input 'pixels' float32 "
                                    "(batch, 1, 28, 28) in [0, 1] with a dynamic batch, outputs 'logits' and "
-                                   "'probabilities' (batch, 10). TorchScript: the same input, logits out.")
+                                   "'probabilities' (batch, 10). TorchScript: the same input, logits out. "
+                                   "web: a folder with the drawing page and the model, which preprocesses and "
+                                   "predicts in the browser: it works from disk (file://) or any static host.")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format")
-    p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write")
+    p.add_argument("--format", choices=["onnx", "torchscript", "web"], default="onnx", help="what to write")
+    p.add_argument("-o", "--output", metavar="PATH", required=True, help="file to write (web: a folder)")
     p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.set_defaults(func=cmd_export)
 
@@ -288,10 +326,17 @@ def cmd_serve(args):
     from .serve import create_app
 
     torch.set_num_threads(1)  # many small requests: one thread each, served concurrently
-    app = create_app(args.checkpoint, max_body_bytes=int(args.max_body_mb * 1024 * 1024))
-    print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    limit = int(args.max_body_mb * 1024 * 1024)
+    app = create_app(args.checkpoint, max_body_bytes=limit)  # loaded here first: a bad checkpoint is one line
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/{workers} (Ctrl-C stops)", flush=True)
+    if args.workers > 1:  # uvicorn starts the processes; each builds its app from these
+        os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"] = str(Path(args.checkpoint).resolve())
+        os.environ["MNIST_LOGREG_SERVE_MAX_BODY"] = str(limit)
+        app = "mnist_logreg.serve:app_from_environment"
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                    workers=args.workers, factory=args.workers > 1)
     except OSError as e:
         raise ConfigError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
     return 0
@@ -301,6 +346,12 @@ def cmd_export(args):
     from .checkpoint import load_checkpoint
     from .export import export
 
+    if args.format == "web":
+        from .web import export_site
+        site = export_site(load_checkpoint(args.checkpoint), args.output, force=args.force)
+        print(f"wrote {site}/ (index.html, model.js, static/): open {site / 'index.html'} in a browser, or put "
+              f"the folder on any static host")
+        return 0
     check_output(args.output, force=args.force, inputs=_checkpoint_files(args.checkpoint))
     ckpt = load_checkpoint(args.checkpoint)
     path = export(ckpt.model, args.output, args.format)
@@ -384,13 +435,64 @@ def cmd_tune(args):
     from .config import TUNE_TRAIN_SETTINGS, TrainConfig, TuneConfig
     from .tuning import tune
 
-    cfg = TrainConfig().replace(**_given(args, TUNE_TRAIN_SETTINGS))
+    given = _given(args, TUNE_TRAIN_SETTINGS)
+    cfg = TrainConfig().replace(**given)
     search = TuneConfig().replace(**_given(args, TuneConfig.names()))
+    if search.search == "optuna" or args.best:
+        if "space" not in _given(args, ["space"]):  # what the command line fixes is not sampled
+            search = search.replace(space=tuple(n for n in search.space if n not in given))
+        return _cmd_sweep(args, cfg, search)
     # with --json, stdout is the JSON alone: the progress lines go to stderr
     log = functools.partial(print, flush=True, file=sys.stderr if args.json else sys.stdout)
     result = tune(cfg, search, args.runs_dir, args.name, log=log)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
+def _cmd_sweep(args, cfg, search):
+    """tune --search optuna (trials in this process), or --best (the study's best settings)."""
+    from .datasets import get_spec
+    from .sweep import best_config, refit_best, sweep
+
+    study = search.study or f"{get_spec(cfg.dataset).name}-sweep"
+    log = functools.partial(print, flush=True, file=sys.stderr if args.json or args.best else sys.stdout)
+    if not args.best:
+        s = sweep(cfg, study, search.storage, trials=search.trials, space=search.space, runs_dir=args.runs_dir,
+                  timeout=search.timeout, log=log)
+        log(f"study {study}: {len(s.trials)} trials in all; the best so far: trial {s.best_trial.number}, "
+            f"val_acc {s.best_value:.4f}")
+    best, trial = best_config(study, search.storage, runs_dir=args.runs_dir)
+    result = {"study": study, "trial": trial.number, "val_acc": trial.value, "config": best.to_dict()}
+    if search.refit:
+        run = refit_best(study, search.storage, runs_dir=args.runs_dir, log=log)
+        result.update(refit_run=str(run.path), test_acc=run.metrics["test_acc"])
+        log(f"refit on train+validation: test_acc {run.metrics['test_acc']:.4f} ({run.path})")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.best:
+        print(f"# study {study}, trial {trial.number}: val_acc {trial.value:.4f}\n" + best.to_toml(), end="")
+    return 0
+
+
+def cmd_runs(args):
+    from .experiments import list_runs, runs_table, sort_runs
+
+    runs = list_runs(args.runs_dir)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in sort_runs(runs, args.sort)], indent=2))
+    elif not runs:
+        print(f"no runs in {args.runs_dir}")
+    else:
+        print(runs_table(runs, args.sort))
+    return 0
+
+
+def cmd_compare(args):
+    from .experiments import compare
+
+    path = compare(args.runs, args.output, force=args.force)
+    print(f"wrote {path} ({len(args.runs)} runs)")
     return 0
 
 

@@ -39,17 +39,23 @@ ENGINES = ("auto", "native", "torchscript", "python")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 SOLVERS = ("minibatch", "newton")
+SEARCHES = ("grid", "optuna")
+#: the settings an Optuna trial can sample (sweep.py says how)
+SPACE_SETTINGS = ("lr", "epochs", "lr_schedule", "loss_cap", "loss_q", "transform", "weight_decay", "batch_size")
 TRANSFORMS = ("none", "deskew", "cbrt")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+RUN_FOLDER = "run"  # tensorboard's value for "in the run folder" (a folder named run: ./run)
 
 
 def setting(default, help: str, *, low=None, above=None, high=None, choices=None, metavar=None,
-            resumable: bool = False):
+            resumable: bool = False, const=None):
     """A dataclass field with its rules: ``low`` <= value (or ``above`` < value) <= ``high``,
     one of ``choices``; ``resumable`` settings may change when a run is resumed (they do not
-    change the maths of the epochs already run)."""
+    change the maths of the epochs already run); ``const``: the value of the bare flag (the
+    option's argument is then optional)."""
     return field(default=default, metadata={"help": help, "low": low, "above": above, "high": high,
-                                            "choices": choices, "metavar": metavar, "resumable": resumable})
+                                            "choices": choices, "metavar": metavar, "resumable": resumable,
+                                            "const": const})
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,11 @@ class TrainConfig(_Settings):
     device: str = setting("auto", "cpu, cuda, cuda:N, or auto (cuda when present)", resumable=True)
     checkpoint_every: int = setting(1, "write checkpoint.pt every N epochs (atomically)", low=1, high=10**6,
                                     resumable=True)
+    tensorboard: typing.Optional[str] = setting(
+        None, "write TensorBoard event files (loss, accuracy and learning rate per epoch, the weight templates, "
+              "the config): bare, into the run folder's tensorboard/; with DIR, into DIR/<run name> (needs the "
+              "tensorboard extra; view with: tensorboard --logdir DIR)", metavar="DIR", resumable=True,
+        const=RUN_FOLDER)
 
     def _check(self):
         if not _DEVICE.fullmatch(self.device):
@@ -244,6 +255,22 @@ class TuneConfig(_Settings):
     lrs: typing.Tuple[float, ...] = setting((3e-4, 1e-3, 3e-3), "lr grid for minibatch", above=0)
     max_epochs: int = setting(40, "epochs tried for minibatch (every epoch is a candidate)", low=1, high=10**6)
     refit: bool = setting(False, "retrain the winner on train+validation (val_size 0) before testing")
+    search: str = setting("grid", "grid: the grid above, in this process; optuna: an Optuna study of the minibatch "
+                                  "recipe (see --space), shared through --storage by every process that joins it",
+                          choices=SEARCHES)
+    trials: int = setting(20, "optuna: trials this process runs", low=1, high=10**6, metavar="N")
+    study: typing.Optional[str] = setting(
+        None, "optuna: the study's name, also its folder in the runs folder, which holds a run folder per trial "
+              "(default: DATASET-sweep)", metavar="NAME")
+    storage: typing.Optional[str] = setting(
+        None, "optuna: where the study lives, an SQLAlchemy URL: sqlite:///sweep.db on one machine, "
+              "postgresql://... or mysql://... for many (default: sqlite:///RUNS_DIR/STUDY/optuna.db)",
+        metavar="URL")
+    space: typing.Tuple[str, ...] = setting(
+        SPACE_SETTINGS, "optuna: the settings each trial samples (default: all of them, less those given on the "
+                        "command line)", choices=SPACE_SETTINGS, metavar="SETTING")
+    timeout: typing.Optional[float] = setting(None, "optuna: stop starting trials after this many seconds",
+                                              above=0, metavar="S")
 
 
 #: the TrainConfig settings that ``tune`` uses (its command-line options, beside TuneConfig's)

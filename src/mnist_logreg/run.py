@@ -6,7 +6,8 @@ saved optimizer state, bit for bit the same as an uninterrupted run.
 
 A run folder holds ``checkpoint.pt`` (weights, optimizer state, resolved config, history,
 metrics), ``config.toml`` (the same config, readable, and accepted by ``train --config``),
-``history.csv`` / ``history.json``, ``metrics.json``, ``accuracy.png``, ``samples.png`` and the
+``history.csv`` / ``history.json``, ``metrics.json``, ``status.json`` (how the last session ended:
+complete, interrupted, diverged), ``accuracy.png``, ``samples.png`` and the
 report (``report.html`` and its figures). A printed epoch is a saved epoch; Ctrl-C or
 divergence between checkpoints saves the last complete epoch.
 
@@ -28,7 +29,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import RUN_FOLDER, TrainConfig
 from .errors import ConfigError, setting_ref as _ref
 from .train import TrainingDiverged, TrainingInterrupted
 
@@ -109,7 +110,7 @@ class Run:
 
 
 def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None = None, *, report: bool = True,
-              log=print, progress=None) -> Run:
+              log=print, progress=None, on_epoch=None) -> Run:
     """Train a model as ``mnist-logreg train`` does and write its run folder.
 
     Parameters
@@ -120,6 +121,8 @@ def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None 
     report : also write ``report.html`` and its figures
     log : where progress lines go (``print``; None for silence)
     progress : a progress bar per epoch (default: when stderr is a terminal)
+    on_epoch : called as ``on_epoch(epoch, row)`` after each epoch is checkpointed (``row``: the
+        history row); an exception it raises stops training and propagates (Optuna's pruning)
 
     Returns
     -------
@@ -128,7 +131,8 @@ def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None 
     """
     check_run_name(name)
     cfg = resolve(cfg or TrainConfig())
-    return _execute(cfg, None, None, report=report, log=log, progress=progress, runs_dir=runs_dir, name=name)
+    return _execute(cfg, None, None, report=report, log=log, progress=progress, runs_dir=runs_dir, name=name,
+                    on_epoch=on_epoch)
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
@@ -139,6 +143,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     changes = {"dataset": "kaggle-csv" if cfg.train_csv else get_spec(cfg.dataset).name}
     if cfg.train_csv:
         changes["train_csv"] = str(Path(cfg.train_csv).resolve())
+    if cfg.tensorboard not in (None, RUN_FOLDER):
+        changes["tensorboard"] = str(Path(cfg.tensorboard).resolve())
     if cfg.dry_run:
         changes["epochs"] = 1
     return cfg.replace(**changes)
@@ -157,13 +163,14 @@ def _resumable(name: str) -> bool:
 
 
 # -- the work -------------------------------------------------------------------------------
-def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, name=None) -> Run:
+def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, name=None, on_epoch=None) -> Run:
     """Check, read the data, build the model, train, and write the run files."""
     log = log or (lambda *a, **k: None)
     device = _check_before_reading(cfg)
     painter = _painter(report, cfg)
     try:
-        return _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter)
+        return _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter,
+                                on_epoch)
     finally:
         if painter is not None:
             painter.close()
@@ -177,12 +184,14 @@ def _painter(report: bool, cfg):
     return Painter()
 
 
-def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter) -> Run:
+def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter,
+                     on_epoch=None) -> Run:
     data = load_training_data(cfg, log)
     session = _Session(cfg, device, data, resumed, log)
+    session.callback = on_epoch
     fresh = run_dir is None  # a resumed run's folder is locked by Run.resume already
     session.run_dir = new_run_dir(runs_dir, name, cfg.dataset) if fresh else run_dir
-    with locked(session.run_dir) if fresh else nullcontext():
+    with locked(session.run_dir) if fresh else nullcontext(), session.board():
         log(f"run folder: {session.run_dir}")
         if cfg.solver == "newton":
             session.train_newton()
@@ -231,6 +240,9 @@ def _check_before_reading(cfg: TrainConfig) -> str:
     from .train import check_engine
 
     device = _device(cfg.device)
+    if cfg.tensorboard is not None:
+        from .tboard import check_available
+        check_available()
     if cfg.solver == "minibatch":
         check_engine(cfg.engine, cfg.optimizer, device, soft=cfg.distill_epochs > 0)
         if cfg.average_from is not None and cfg.average_from > cfg.epochs:
@@ -328,6 +340,8 @@ class _Session:
         self.written, self.snapshot = self.start_epoch, None
         self.config_written = False  # config.toml: once per session, beside the first checkpoint
         self.info = {}  # what the solver or distillation adds to the metrics
+        self.tb = None  # a tboard.Board while the session logs to TensorBoard
+        self.callback = None  # train_run's on_epoch
         log(f"MnistModel: {self.model.num_parameters():,} parameters (linear.weight 10x784 + linear.bias 10)")
         log(f"data: {len(data.train):,} train, {len(data.val) if data.val else 0:,} validation"
             + (f", {len(data.test):,} test" if data.test is not None else "") + f" ({cfg.dataset})")
@@ -346,13 +360,31 @@ class _Session:
             atomic_write_text(self.run_dir / "config.toml", self.cfg.to_toml(), durable=False)
             self.config_written = True
 
-    def on_epoch(self, epoch, row, _opt):
+    @contextmanager
+    def board(self):
+        """TensorBoard logging for this session, when the config asks for it."""
+        if self.cfg.tensorboard is None:
+            yield
+            return
+        from .tboard import Board
+        self.tb = Board(self.cfg, self.run_dir)
+        try:
+            yield
+        finally:
+            self.tb.close()
+
+    def on_epoch(self, epoch, row, opt):
+        if self.tb is not None:
+            from .train import _lr
+            self.tb.epoch(row, _lr(opt))
         if epoch % self.cfg.checkpoint_every == 0:
             self.write_checkpoint(epoch)
             self.written, self.snapshot = epoch, None
         else:  # 7,850 weights and the optimizer state: cheap to keep for Ctrl-C
             self.snapshot = (epoch, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict()),
                              list(self.history.rows))
+        if self.callback is not None:
+            self.callback(epoch, row)
 
     def save_snapshot(self):
         if self.snapshot is None:
@@ -380,6 +412,8 @@ class _Session:
             row.update(val_loss=r["loss"], val_acc=r["accuracy"])
             self.log(f"val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
         self.history.rows.append({**row, "seconds": result.seconds})
+        if self.tb is not None:
+            self.tb.epoch(self.history.rows[-1], 0.0)
         self.info["solver"] = {
             "objective": result.objective, "grad_norm": result.grad_norm, "iterations": result.iterations,
             "hessian_products": result.hessian_products, "converged": result.converged,
@@ -397,6 +431,7 @@ class _Session:
                 on_epoch=self.on_epoch, progress=progress, log=self.log)
         except (TrainingInterrupted, KeyboardInterrupt) as e:
             self.save_snapshot()
+            self.record("interrupted", "Ctrl-C")
             e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")
             if self.ckpt_path.exists():
                 raise TrainingInterrupted(
@@ -405,9 +440,16 @@ class _Session:
             raise TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume") from None
         except TrainingDiverged as e:
             self.save_snapshot()
+            self.record("diverged", str(e).split(";")[0])
             kept = (f"; the last good checkpoint (epoch {self.written}) is kept in {self.ckpt_path}"
                     if self.ckpt_path.exists() else "")
             raise TrainingDiverged(f"{e}{kept}") from None
+
+    def record(self, status, message="", epoch=None):
+        """status.json: how this session ended, for ``mnist-logreg runs`` (once a checkpoint exists)."""
+        if self.ckpt_path.exists():
+            from .experiments import write_status
+            write_status(self.run_dir, status, self.written if epoch is None else epoch, message)
 
     def distill(self):
         """Soft targets from a small CNN teacher trained for ``distill_epochs`` (see distill.py)."""
@@ -462,6 +504,9 @@ class _Session:
         metrics = self.metrics()
         self.write_checkpoint(rows[-1]["epoch"], metrics)
         write_history(run_dir, rows)
+        self.record("complete", epoch=rows[-1]["epoch"])
+        if self.tb is not None:
+            self.tb.weights(self.model, rows[-1]["epoch"])
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=False)
         if len(rows) > 1:
             accuracy_plot(rows, run_dir / "accuracy.png")
