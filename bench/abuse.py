@@ -64,9 +64,9 @@ def free_port() -> int:
     return port
 
 
-def start_server(checkpoint, port, cwd=None):
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(checkpoint), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
+def start_server(checkpoint, port, cwd=None, workers=1):
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(checkpoint), "--port", str(port),
+                             "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     import httpx
     for _ in range(300):
         try:

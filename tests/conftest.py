@@ -52,3 +52,16 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+#: seconds a file takes on this 2-core machine (pytest --durations, 2026-11-29): the longest are
+#: handed to the two workers first, so that no long file starts last and runs alone at the end
+#: (with --dist loadfile the order of the items is the order files are handed out)
+LONG_FILES = {"test_web.py": 27, "test_bench_smoke.py": 21, "test_notebook.py": 15, "test_solver.py": 14,
+              "test_crash_safety.py": 14, "test_native.py": 13, "test_run.py": 13, "test_fuzz.py": 12,
+              "test_serve.py": 11, "test_distill.py": 7, "test_sklearn.py": 7, "test_server_abuse.py": 7,
+              "test_argv.py": 6, "test_experiments.py": 6}
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: -LONG_FILES.get(item.path.name, 0))  # stable: the rest keep their order

@@ -56,15 +56,34 @@ def test_health_and_model(client):
     assert client.get("/api/health").json() == {"status": "ok"}
     info = client.get("/api/model").json()
     assert info["dataset"] == "mnist" and info["classes"][3] == "3" and info["parameters"] == 7850
-    assert info["metrics"]["test_acc"] == 0.92 and info["created"]
+    assert info["metrics"]["test_acc"] == 0.92 and info["created"] and info["transform"] == "none"
+    assert "/" not in json.dumps(info).replace("nn.Linear", "")  # no file paths in responses
 
 
-def test_page_and_static_files(client):
+def test_page_and_static_files(client, ckpt):
     r = client.get("/")
-    assert r.status_code == 200 and "<canvas id=\"pad\"" in r.text and "/static/app.js" in r.text
+    assert r.status_code == 200 and "<canvas id=\"pad\"" in r.text and "static/app.js" in r.text
     assert "http" not in r.text.replace("http-equiv", "")  # nothing fetched from the network
-    assert client.get("/static/app.js").status_code == 200
-    assert client.get("/static/style.css").status_code == 200
+    for path in ("/static/app.js", "/static/mnist.js", "/static/style.css", "/static/favicon.svg", "/favicon.ico"):
+        assert client.get(path).status_code == 200, path
+    script = client.get("/model.js").text  # the weights, for the page's own inference
+    weights = json.loads(script[script.index("weights: ") + 9:script.rindex("]") + 1])
+    assert np.array_equal(np.asarray(weights, dtype=np.float32), torch.load(ckpt)["model"]["linear.weight"].numpy())
+
+
+def test_openapi_describes_both_request_forms(client):
+    spec = client.get("/api/openapi.json").json()
+    op = spec["paths"]["/api/predict"]["post"]
+    forms = op["requestBody"]["content"]
+    assert forms["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
+    assert "pixels" in forms["application/json"]["schema"]["properties"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    resolved = spec["components"]["schemas"][ok["$ref"].rsplit("/", 1)[1]]
+    assert {"label", "class_name", "probabilities", "preprocessed"} <= set(resolved["properties"])
+    assert {"413", "415", "422", "503"} <= set(op["responses"])
+    docs = client.get("/api/docs").text
+    assert "cdn" not in docs.lower() and "/api/docs-assets/swagger-ui-bundle.js" in docs
+    assert client.get("/api/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
 def test_predict_upload(client, mnist_test):
@@ -178,7 +197,7 @@ def test_browser_draws_a_one_and_a_zero(server, tmp_path):
             page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
             page.mouse.down()
             for x, y in points[1:]:
-                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=4)
+                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
             page.mouse.up()
 
         draw([(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: "1"
@@ -192,4 +211,18 @@ def test_browser_draws_a_one_and_a_zero(server, tmp_path):
         page.screenshot(path=str(artefacts / "browser-zero.png"), full_page=True)
         widths = page.eval_on_selector_all(".bar .fill", "els => els.map(e => parseFloat(e.style.width))")
         assert widths[0] == max(widths) and len(widths) == 10
+        # the API docs with the network blocked except this server: served from local files
+        docs = browser.new_page()
+        blocked = []
+
+        def only_local(route):
+            if route.request.url.startswith(url):
+                return route.continue_()
+            blocked.append(route.request.url)
+            return route.abort()
+        docs.route("**/*", only_local)
+        docs.goto(url + "/api/docs")
+        docs.wait_for_selector(".opblock", timeout=15_000)
+        listed = docs.locator(".opblock-summary-path").all_text_contents()
+        assert {"/api/predict", "/api/model", "/api/health"} <= set(listed) and blocked == []
         browser.close()

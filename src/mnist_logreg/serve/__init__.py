@@ -1,9 +1,12 @@
 """The web app: a drawing page and a small REST API around one loaded model.
 
-    GET  /              the drawing page (static HTML/JS/CSS from this package, no network)
+    GET  /              the drawing page (static HTML/JS/CSS from this package, no network): it
+                        preprocesses and predicts in the browser (mnist.js), with the weights
+                        from /model.js; the same page as ``export --format web``
     POST /api/predict   an image upload (multipart field ``image``) or JSON {"pixels": [...]}
     GET  /api/health    {"status": "ok"}
-    GET  /api/model     dataset, classes, metrics, created, parameters
+    GET  /api/model     dataset, classes, transform, metrics, created, parameters
+    GET  /api/docs      the API's documentation (Swagger UI from local files: works offline)
 
 Uploads go through :func:`mnist_logreg.preprocess.preprocess`; JSON pixels (784 numbers or
 28x28, in [0, 1], or 0..255) are taken as already in MNIST form. Errors are JSON
@@ -178,24 +181,27 @@ def _add_error_handlers(app) -> None:
 
 
 def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
-    """A FastAPI app serving the model in ``checkpoint`` (loaded once, here)."""
+    """A FastAPI app serving the model in ``checkpoint`` (loaded once, here). It keeps no state
+    between requests: any number of processes can serve one port (``serve --workers N``)."""
     import numpy as np
     import torch
-    from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse
+    from fastapi import Request
+    from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from fastapi_offline import FastAPIOffline
 
     from ..checkpoint import load_checkpoint
     from ..train import predict
+    from ..web import model_info, model_js
 
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.model
-    classes = list(ckpt.classes) or [str(i) for i in range(10)]
-    info = {"dataset": ckpt.dataset, "classes": classes, "parameters": model.num_parameters(),
-            "metrics": {k: v for k, v in ckpt.metrics.items() if isinstance(v, (int, float, str))},
-            "created": ckpt.meta.get("created"), "checkpoint": str(ckpt.path)}
+    info = model_info(ckpt)
+    classes = info["classes"]
+    script = model_js(ckpt)
 
-    app = FastAPI(title="mnist-logreg", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPIOffline(title="mnist-logreg", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+                         static_url="/api/docs-assets", description=API_DESCRIPTION)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -211,15 +217,24 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.get("/model.js", include_in_schema=False)
+    def weights_script():
+        return Response(script, media_type="text/javascript")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/api/health")
     def health():
         return {"status": "ok"}
 
-    @app.get("/api/model")
-    def model_info():
+    @app.get("/api/model", summary="What model is served")
+    def model_endpoint() -> dict:
         return info
 
-    @app.post("/api/predict")
+    @app.post("/api/predict", summary="Classify one image", responses=_prediction_responses(),
+              openapi_extra={"requestBody": PREDICT_BODY})
     async def predict_endpoint(request: Request):
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
@@ -230,6 +245,46 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
                             f"or application/json {{\"pixels\": [...]}}")
 
     return app
+
+
+API_DESCRIPTION = ("Classify handwritten digits with one linear layer. Send an image (any format Pillow "
+                   "reads: it is preprocessed the way MNIST was) or 784 pixels already in MNIST form.")
+
+#: the two request forms of POST /api/predict, for the OpenAPI schema (the handler reads the
+#: body itself, to bound its size and depth before parsing)
+PREDICT_BODY = {"required": True, "content": {
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["image"],
+        "properties": {"image": {"type": "string", "format": "binary",
+                                 "description": "a photo or drawing of one digit (PNG, JPEG, ...)"}}}},
+    "application/json": {"schema": {
+        "type": "object", "required": ["pixels"],
+        "properties": {"pixels": {
+            "description": "784 numbers, or 28 rows of 28, in [0, 1] (or 0..255): light digit on black, "
+                           "already in MNIST form",
+            "oneOf": [{"type": "array", "items": {"type": "number"}, "minItems": 784, "maxItems": 784},
+                      {"type": "array", "minItems": 28, "maxItems": 28,
+                       "items": {"type": "array", "items": {"type": "number"}, "minItems": 28, "maxItems": 28}}]}}},
+        "example": {"pixels": [0.0] * 784}}}}
+
+
+def _prediction_responses() -> dict:
+    from pydantic import BaseModel, Field
+
+    class Prediction(BaseModel):
+        label: int = Field(description="index of the most probable class")
+        class_name: str = Field(description="its name")
+        probabilities: list[float] = Field(description="one per class, summing to 1")
+        preprocessed: list[list[float]] = Field(description="the 28x28 input the model read, in [0, 1]")
+
+    class Error(BaseModel):
+        error: str = Field(description="what was wrong, in one line")
+
+    errors = {400: "malformed body", 408: "the body stalled", 413: "body over the size limit",
+              415: "neither multipart/form-data nor JSON", 422: "not an image, a blank image, or bad pixels",
+              503: "busy: retry after the Retry-After seconds"}
+    return {200: {"model": Prediction, "description": "the prediction"},
+            **{code: {"model": Error, "description": text} for code, text in errors.items()}}
 
 
 def _depth(raw: bytes) -> int:
@@ -286,3 +341,15 @@ def _pixels(body):
     if arr.max() > 1:
         arr = arr / 255.0
     return None, arr.reshape(28, 28).astype(np.float32)
+
+
+def app_from_environment():
+    """The app of one ``serve --workers N`` process: the checkpoint and body limit come from
+    the environment the parent set (uvicorn imports this by name in each worker)."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)
+    return create_app(os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"],
+                      max_body_bytes=int(os.environ.get("MNIST_LOGREG_SERVE_MAX_BODY", DEFAULT_MAX_BODY)))

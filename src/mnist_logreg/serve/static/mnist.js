@@ -1,0 +1,274 @@
+// MNIST preprocessing and the linear model, in the browser: a port of mnist_logreg.preprocess
+// (LeCun's recipe: polarity, Otsu, crop, fit into 20x20 with Pillow's Lanczos, centre of mass
+// to (14, 14) with Pillow's bilinear affine, stretch, 256 levels) and of the model's transforms
+// (deskew as transforms.py with grid_sample's bilinear sampling; cbrt). tests/test_web.py feeds
+// the same images through this file and through Python and compares.
+// A plain script (no modules): it runs from file:// as well as from the server.
+"use strict";
+(function (global) {
+  const SIDE = 28, BOX = 20, WORK_SIZE = 1024;
+
+  // numpy's and Python's round(): halves to even
+  function roundHalfEven(v) {
+    const r = Math.round(v);
+    return (Math.abs(v % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
+  }
+
+  // Pillow's "L" conversion of RGBA pixels (alpha already composed onto white by the caller)
+  function greyFromRGBA(data, w, h) {
+    const out = new Float64Array(w * h);
+    for (let i = 0; i < w * h; i++) {
+      const l = (data[4 * i] * 19595 + data[4 * i + 1] * 38470 + data[4 * i + 2] * 7471 + 0x8000) >> 16;
+      out[i] = l;
+    }
+    return out;  // 0..255
+  }
+
+  // Image.reduce(f): f x f box averages, partial blocks at the edges averaged over what is there
+  function reduce(grey, w, h, f) {
+    const nw = Math.ceil(w / f), nh = Math.ceil(h / f), out = new Float64Array(nw * nh);
+    for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) {
+      let s = 0, n = 0;
+      for (let yy = y * f; yy < Math.min(h, (y + 1) * f); yy++)
+        for (let xx = x * f; xx < Math.min(w, (x + 1) * f); xx++) { s += grey[yy * w + xx]; n++; }
+      out[y * nw + x] = Math.round(s / n);
+    }
+    return { grey: out, w: nw, h: nh };
+  }
+
+  function median(values) {
+    const a = Float64Array.from(values).sort();  // typed arrays sort numerically
+    const n = a.length, m = n >> 1;
+    return n % 2 ? a[m] : (a[m - 1] + a[m]) / 2;
+  }
+
+  function percentile(sorted, q) {  // numpy's default (linear) on a sorted array
+    const pos = (sorted.length - 1) * q, lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+  }
+
+  // Pillow's MedianFilter(3), edges replicated: the median of 9 values by a sorting network of
+  // 19 compare-exchanges (Paeth's), unrolled: the middle value v4 is the median
+  function median3x3(a, w, h) {
+    const out = new Float64Array(w * h);
+    for (let y = 0; y < h; y++) {
+      const ym = Math.max(0, y - 1) * w, y0 = y * w, yp = Math.min(h - 1, y + 1) * w;
+      for (let x = 0; x < w; x++) {
+        const xm = Math.max(0, x - 1), xp = Math.min(w - 1, x + 1);
+        let v0 = a[ym + xm], v1 = a[ym + x], v2 = a[ym + xp], v3 = a[y0 + xm], v4 = a[y0 + x], v5 = a[y0 + xp],
+          v6 = a[yp + xm], v7 = a[yp + x], v8 = a[yp + xp], t;
+        if (v1 > v2) { t = v1; v1 = v2; v2 = t; }
+        if (v4 > v5) { t = v4; v4 = v5; v5 = t; }
+        if (v7 > v8) { t = v7; v7 = v8; v8 = t; }
+        if (v0 > v1) { t = v0; v0 = v1; v1 = t; }
+        if (v3 > v4) { t = v3; v3 = v4; v4 = t; }
+        if (v6 > v7) { t = v6; v6 = v7; v7 = t; }
+        if (v1 > v2) { t = v1; v1 = v2; v2 = t; }
+        if (v4 > v5) { t = v4; v4 = v5; v5 = t; }
+        if (v7 > v8) { t = v7; v7 = v8; v8 = t; }
+        if (v0 > v3) { t = v0; v0 = v3; v3 = t; }
+        if (v5 > v8) { t = v5; v5 = v8; v8 = t; }
+        if (v4 > v7) { t = v4; v4 = v7; v7 = t; }
+        if (v3 > v6) { t = v3; v3 = v6; v6 = t; }
+        if (v1 > v4) { t = v1; v1 = v4; v4 = t; }
+        if (v2 > v5) { t = v2; v2 = v5; v5 = t; }
+        if (v4 > v7) { t = v4; v4 = v7; v7 = t; }
+        if (v4 > v2) { t = v4; v4 = v2; v2 = t; }
+        if (v6 > v4) { t = v6; v6 = v4; v4 = t; }
+        if (v4 > v2) { t = v4; v4 = v2; v2 = t; }
+        out[y0 + x] = v4;
+      }
+    }
+    return out;
+  }
+
+  function otsu(a) {  // preprocess.otsu_threshold: 256 bins on [0, 1]
+    const hist = new Float64Array(256);
+    for (let i = 0; i < a.length; i++) hist[Math.min(255, Math.floor(a[i] * 256))] += 1;
+    let total = a.length, omega = 0, mu = 0, muT = 0;
+    for (let i = 0; i < 256; i++) muT += hist[i] / total * (i + 0.5) / 256;
+    let best = -Infinity, arg = 0;
+    for (let i = 0; i < 256; i++) {
+      omega += hist[i] / total;
+      mu += hist[i] / total * (i + 0.5) / 256;
+      let between = (muT * omega - mu) ** 2 / (omega * (1 - omega));
+      if (!Number.isFinite(between)) between = -1;
+      if (between > best) { best = between; arg = i; }
+    }
+    return (arg + 1) / 256;
+  }
+
+  // Pillow's Lanczos resampling (Resample.c, 32-bit float images): horizontal pass, then vertical
+  function lanczos(x) {
+    if (x === 0) return 1;
+    if (x <= -3 || x >= 3) return 0;
+    const s = v => (v === 0 ? 1 : Math.sin(Math.PI * v) / (Math.PI * v));
+    return s(x) * s(x / 3);
+  }
+
+  function coefficients(inSize, outSize) {
+    const scale = inSize / outSize, filterscale = Math.max(scale, 1), support = 3 * filterscale;
+    const out = [];
+    for (let x = 0; x < outSize; x++) {
+      const center = (x + 0.5) * scale, ss = 1 / filterscale;
+      const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+      const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+      const k = new Float64Array(xmax);
+      let ww = 0;
+      for (let i = 0; i < xmax; i++) { k[i] = lanczos((i + xmin - center + 0.5) * ss); ww += k[i]; }
+      if (ww !== 0) for (let i = 0; i < xmax; i++) k[i] /= ww;
+      out.push({ xmin, k });
+    }
+    return out;
+  }
+
+  function resize(a, w, h, nw, nh) {  // a pass whose size does not change is skipped, as Pillow does
+    const cx = coefficients(w, nw), cy = coefficients(h, nh);
+    let tmp = a;
+    if (nw !== w) tmp = new Float32Array(nw * h);
+    if (nw !== w) for (let y = 0; y < h; y++) for (let x = 0; x < nw; x++) {
+      const { xmin, k } = cx[x];
+      let s = 0;
+      for (let i = 0; i < k.length; i++) s += a[y * w + xmin + i] * k[i];
+      tmp[y * nw + x] = s;
+    }
+    if (nh === h) return Float32Array.from(tmp);
+    const out = new Float32Array(nw * nh);
+    for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) {
+      const { xmin, k } = cy[y];
+      let s = 0;
+      for (let i = 0; i < k.length; i++) s += tmp[(xmin + i) * nw + x] * k[i];
+      out[y * nw + x] = s;
+    }
+    return out;
+  }
+
+  function centreOfMass(a, w, h) {
+    let t = 0, r = 0, c = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { const v = a[y * w + x]; t += v; r += y * v; c += x * v; }
+    return [r / t, c / t];
+  }
+
+  // Pillow's affine transform with bilinear filtering on a 32-bit float image: the output pixel
+  // (x, y) samples the input at (x + 0.5 + dx, y + 0.5 + dy); outside the image it is 0
+  function shift(a, w, h, dx, dy) {
+    const out = new Float32Array(w * h);
+    const at = (x, y) => a[Math.min(h - 1, Math.max(0, y)) * w + Math.min(w - 1, Math.max(0, x))];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      let xin = x + 0.5 + dx, yin = y + 0.5 + dy;
+      if (xin < 0 || xin >= w || yin < 0 || yin >= h) continue;
+      xin -= 0.5; yin -= 0.5;
+      const x0 = Math.floor(xin), y0 = Math.floor(yin), fx = xin - x0, fy = yin - y0;
+      const v1 = at(x0, y0) + (at(x0 + 1, y0) - at(x0, y0)) * fx;
+      const v2 = (y0 + 1 >= 0 && y0 + 1 < h) ? at(x0, y0 + 1) + (at(x0 + 1, y0 + 1) - at(x0, y0 + 1)) * fx : v1;
+      out[y * w + x] = v1 + (v2 - v1) * fy;
+    }
+    return out;
+  }
+
+  class ImageError extends Error {}
+
+  // grey: 0..255 values, row-major, w x h -> Float32Array(784) in [0, 1], or throws ImageError
+  function preprocess(grey, w, h) {
+    if (w * h === 0) throw new ImageError("empty image");
+    if (Math.max(w, h) > WORK_SIZE) ({ grey, w, h } = reduce(grey, w, h, Math.ceil(Math.max(w, h) / WORK_SIZE)));
+    const n = w * h;
+    let a = new Float64Array(n);
+    for (let i = 0; i < n; i++) a[i] = grey[i] / 255;
+    const border = new Float64Array(2 * (w + h));
+    for (let x = 0; x < w; x++) { border[2 * x] = a[x]; border[2 * x + 1] = a[(h - 1) * w + x]; }
+    for (let y = 0; y < h; y++) { border[2 * w + 2 * y] = a[y * w]; border[2 * w + 2 * y + 1] = a[y * w + w - 1]; }
+    if (median(border) > 0.5) for (let i = 0; i < n; i++) a[i] = 1 - a[i];
+    if (Math.min(w, h) >= 56) a = median3x3(a, w, h);
+    const blank = "blank image (no ink found)";
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i]; }
+    if (hi - lo < 0.08) throw new ImageError(blank);
+    const t = otsu(a);
+    let nb = 0;
+    for (let i = 0; i < n; i++) if (a[i] < t) nb++;
+    if (nb === 0 || nb === n) throw new ImageError(blank);
+    const below = new Float64Array(nb), above = new Float64Array(n - nb);
+    for (let i = 0, j = 0, k = 0; i < n; i++) if (a[i] < t) below[j++] = a[i]; else above[k++] = a[i];
+    const bg = median(below), fg = percentile(above.sort(), 0.9);
+    if (fg - bg < 0.08) throw new ImageError(blank);
+    const cut = 0.5 * (t - bg) / (fg - bg);
+    let y0 = h, y1 = -1, x0 = w, x1 = -1;
+    const norm = new Float64Array(w * h);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const v = a[y * w + x];
+      if (v >= t) { y0 = Math.min(y0, y); y1 = Math.max(y1, y); x0 = Math.min(x0, x); x1 = Math.max(x1, x); }
+      let n = Math.min(1, Math.max(0, (v - bg) / (fg - bg)));
+      norm[y * w + x] = n < cut ? 0 : n;
+    }
+    if (y1 < 0) throw new ImageError(blank);
+    const ch = y1 - y0 + 1, cw = x1 - x0 + 1, crop = new Float32Array(ch * cw);
+    for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = norm[(y0 + y) * w + x0 + x];
+    const scale = BOX / Math.max(ch, cw);
+    const nw = Math.max(1, roundHalfEven(cw * scale)), nh = Math.max(1, roundHalfEven(ch * scale));
+    const small = resize(crop, cw, ch, nw, nh);
+    const canvas = new Float32Array(SIDE * SIDE);
+    const top = (SIDE - nh) >> 1, left = (SIDE - nw) >> 1;
+    let sum = 0;
+    for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) {
+      const v = Math.min(1, Math.max(0, small[y * nw + x]));
+      canvas[(top + y) * SIDE + left + x] = v; sum += v;
+    }
+    if (!(sum > 0)) throw new ImageError(blank);
+    const [cy, cx] = centreOfMass(canvas, SIDE, SIDE);
+    const out = shift(canvas, SIDE, SIDE, cx - 14, cy - 14);
+    let mx = 0;
+    for (let i = 0; i < out.length; i++) { out[i] = Math.min(1, Math.max(0, out[i])); mx = Math.max(mx, out[i]); }
+    for (let i = 0; i < out.length; i++) {
+      const v = Math.fround(out[i] / mx);
+      out[i] = Math.fround(roundHalfEven(Math.fround(v * 255)) / 255);
+    }
+    return out;
+  }
+
+  // transforms.deskew for one 28x28 image: shear by the moments, centre of mass to (14, 14),
+  // bilinear sampling with zeros outside (grid_sample, align_corners=False)
+  function deskew(x) {
+    let total = 0, r0 = 0, c0 = 0;
+    for (let r = 0; r < SIDE; r++) for (let c = 0; c < SIDE; c++) { const v = x[r * SIDE + c]; total += v; r0 += r * v; c0 += c * v; }
+    total = Math.max(total, 1e-6); r0 /= total; c0 /= total;
+    let varR = 0, cov = 0;
+    for (let r = 0; r < SIDE; r++) for (let c = 0; c < SIDE; c++) {
+      const v = x[r * SIDE + c];
+      varR += v * (r - r0) * (r - r0); cov += v * (r - r0) * (c - c0);
+    }
+    varR /= total; cov /= total;
+    const alpha = cov / Math.max(varR, 1e-6);
+    const px = (r, c) => (r >= 0 && r < SIDE && c >= 0 && c < SIDE ? x[r * SIDE + c] : 0);
+    const out = new Float32Array(SIDE * SIDE);
+    for (let R = 0; R < SIDE; R++) for (let C = 0; C < SIDE; C++) {
+      const sr = R + r0 - 14, sc = C + alpha * (R - 14) + c0 - 14;
+      const ry = Math.floor(sr), cx = Math.floor(sc), fy = sr - ry, fx = sc - cx;
+      out[R * SIDE + C] = px(ry, cx) * (1 - fy) * (1 - fx) + px(ry, cx + 1) * (1 - fy) * fx
+        + px(ry + 1, cx) * fy * (1 - fx) + px(ry + 1, cx + 1) * fy * fx;
+    }
+    return out;
+  }
+
+  const TRANSFORMS = {
+    none: x => x,
+    deskew,
+    cbrt: x => Float32Array.from(x, v => Math.cbrt(Math.max(0, v))),
+  };
+
+  // model = {weights: [10][784], bias: [10], transform, classes}: the input the model reads
+  // (after its transform) and the class probabilities
+  function predict(model, x) {
+    const input = TRANSFORMS[model.transform || "none"](x);
+    const logits = model.bias.map((b, k) => {
+      let s = b;
+      const w = model.weights[k];
+      for (let i = 0; i < input.length; i++) s += w[i] * input[i];
+      return s;
+    });
+    const m = Math.max(...logits), e = logits.map(v => Math.exp(v - m)), z = e.reduce((p, q) => p + q, 0);
+    return { input, probabilities: e.map(v => v / z) };
+  }
+
+  global.Mnist = { preprocess, predict, greyFromRGBA, deskew, ImageError, roundHalfEven, TRANSFORMS };
+})(typeof window !== "undefined" ? window : globalThis);

@@ -1,0 +1,251 @@
+"""The drawing page in a real browser (Playwright driving Debian's Chromium), as `export --format
+web` writes it and opened from disk: it draws, it matches Python's preprocessing and model on
+320 images, it is accessible by axe-core's rules, and it does not pretend to be sure."""
+import base64
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import REPO
+from mnist_logreg import MnistModel, fit, save, split
+from mnist_logreg.preprocess import preprocess
+from mnist_logreg.transforms import apply
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def model(mnist_train):
+    torch.manual_seed(0)
+    m = MnistModel()
+    fit(m, split(mnist_train, 10_000, 0)[0], None, epochs=5, log=None)
+    return m
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, model, run_cli_module):
+    folder = tmp_path_factory.mktemp("web")
+    save(model, folder / "m.pt", metrics={"test_acc": 0.92}, dataset="mnist")
+    code, out, err = run_cli_module("export", folder / "m.pt", "--format", "web", "-o", folder / "site")
+    assert code == 0, err
+    return folder / "site"
+
+
+@pytest.fixture(scope="module")
+def run_cli_module():
+    import contextlib
+
+    from mnist_logreg.cli import main
+
+    def run(*args):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+    return run
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, site, **kw):
+    page = browser.new_page(**kw)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_selector(".bar")
+    return page, requests
+
+
+def _draw(page, points, button="left"):
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down(button=button)
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+    page.mouse.up(button=button)
+
+
+def _predicted(page):
+    return page.locator("#predicted").text_content()
+
+
+CIRCLE = [(0.5 + 0.28 * np.sin(a), 0.5 - 0.36 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 40)]
+
+
+def test_exported_page_from_disk_draws_a_one_and_a_zero(browser, site):
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "model.js", "static"]
+    page, requests = _open(browser, site, viewport={"width": 390, "height": 844})
+    _draw(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_function("document.getElementById('predicted').textContent === '1'", timeout=10_000)
+    page.click("#clear")
+    assert _predicted(page) == "–"
+    _draw(page, CIRCLE)
+    page.wait_for_function("document.getElementById('predicted').textContent === '0'", timeout=10_000)
+    assert "transform: none" in page.locator("#model-info").text_content()
+    assert all(u.startswith("file://") for u in requests)  # no server, no network
+    page.close()
+
+
+def _pads(n, rng):
+    """MNIST-like placements on the 280x280 pad: (size, x, y) of a digit's 28x28 box."""
+    sizes = rng.integers(70, 280, n)
+    return [(int(s), int(rng.integers(0, 281 - s)), int(rng.integers(0, 281 - s))) for s in sizes]
+
+
+DRAW_IN_PAGE = """([digits, places, transform]) => {
+  const pad = document.getElementById('pad'), ctx = pad.getContext('2d');
+  const tmp = document.createElement('canvas'); tmp.width = tmp.height = 28;
+  const t = tmp.getContext('2d');
+  const model = Object.assign({}, window.MNIST_MODEL, {transform});
+  return digits.map((d, k) => {
+    const img = t.createImageData(28, 28);
+    d.forEach((v, i) => { img.data[4*i] = img.data[4*i+1] = img.data[4*i+2] = 255 - v; img.data[4*i+3] = 255; });
+    t.putImageData(img, 0, 0);
+    const [s, x, y] = places[k];
+    ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, 280, 280);
+    ctx.imageSmoothingEnabled = true; ctx.drawImage(tmp, x, y, s, s);
+    const grey = Mnist.greyFromRGBA(ctx.getImageData(0, 0, 280, 280).data, 280, 280);
+    const r = Mnist.predict(model, Mnist.preprocess(grey, 280, 280));
+    return {png: pad.toDataURL('image/png'), input: Array.from(r.input),
+            label: r.probabilities.indexOf(Math.max(...r.probabilities))};
+  });
+}"""
+
+UPLOAD_IN_PAGE = """async ([urls, transform]) => {
+  const model = Object.assign({}, window.MNIST_MODEL, {transform});
+  const out = [];
+  for (const url of urls) {   // what the upload button does with a file
+    const bitmap = await createImageBitmap(await (await fetch(url)).blob());
+    const c = document.createElement('canvas'); c.width = bitmap.width; c.height = bitmap.height;
+    const g = c.getContext('2d'); g.fillStyle = '#fff'; g.fillRect(0, 0, c.width, c.height); g.drawImage(bitmap, 0, 0);
+    const grey = Mnist.greyFromRGBA(g.getImageData(0, 0, c.width, c.height).data, c.width, c.height);
+    const r = Mnist.predict(model, Mnist.preprocess(grey, c.width, c.height));
+    out.push({input: Array.from(r.input), label: r.probabilities.indexOf(Math.max(...r.probabilities))});
+  }
+  return out;
+}"""
+
+
+def _python(model, png_bytes, transform):
+    """Python's preprocessing, transform and model on the same image: (input, label)."""
+    x = apply(transform, torch.from_numpy(preprocess(png_bytes)).reshape(1, 784))
+    with torch.no_grad():
+        return x.reshape(-1).numpy(), int(model.linear(x).argmax())
+
+
+def _upload_png(digit, side, rng):
+    """A dark digit on light paper, ``side`` pixels square, as a PNG."""
+    paper = Image.new("L", (side, side), int(rng.integers(200, 256)))
+    s = int(side * rng.uniform(0.3, 0.8))
+    ink = Image.fromarray(255 - digit).resize((s, s), Image.BILINEAR)
+    paper.paste(ink, (int(rng.integers(0, side - s + 1)), int(rng.integers(0, side - s + 1))))
+    b = io.BytesIO()
+    paper.save(b, "PNG")
+    return b.getvalue()
+
+
+def test_browser_and_python_agree_on_320_images(browser, site, model, mnist_test):
+    """240 MNIST test digits drawn onto the pad at random sizes and places, and 80 uploads
+    (60 to 400 pixels a side, and two of 1,600, box-reduced to 1,024 first), half through the deskew
+    transform: the browser's preprocessing + model against Python's on the same pixels.
+    Tolerance: mnist.js ports Pillow's Lanczos and bilinear arithmetic, so the inputs agree to
+    float rounding; one grey level (1/255) per pixel on average is the bound asserted, and
+    identical predictions on at least 99%."""
+    rng = np.random.default_rng(0)
+    page, _ = _open(browser, site)
+    digits = [mnist_test.images[i].numpy() for i in range(320)]
+    results = []
+    for k, transform in enumerate(("none", "deskew")):
+        chunk = list(range(k * 120, (k + 1) * 120))
+        drawn = page.evaluate(DRAW_IN_PAGE, [[digits[i].reshape(-1).tolist() for i in chunk],
+                                             _pads(len(chunk), rng), transform])
+        for d in drawn:
+            png = base64.b64decode(d["png"].split(",", 1)[1])
+            results.append((d, *_python(model, png, transform)))
+        sides = [1600] + [int(rng.choice([60, 150, 400])) for _ in range(39)]  # 1600: reduced to 1024 first
+        pngs = [_upload_png(digits[i], side, rng) for i, side in zip(range(240 + 40 * k, 280 + 40 * k), sides)]
+        uploaded = page.evaluate(UPLOAD_IN_PAGE, [["data:image/png;base64," + base64.b64encode(p).decode()
+                                                  for p in pngs], transform])
+        results += [(u, *_python(model, p, transform)) for u, p in zip(uploaded, pngs)]
+    page.close()
+    assert len(results) == 320
+    same = np.mean([r["label"] == label for r, _, label in results])
+    diff = np.mean([np.abs(np.asarray(r["input"]) - x).mean() for r, x, _ in results])
+    assert same >= 0.99 and diff <= 1 / 255, (same, diff)
+
+
+def test_page_is_honest_and_keyboard_usable(browser, site, tmp_path):
+    page, _ = _open(browser, site)
+    _draw(page, [(0.5, 0.5), (0.51, 0.51)])                       # a click, not a digit
+    assert _predicted(page) == "–" and "larger" in page.locator("#status").text_content()
+    page.click("#clear")
+    _draw(page, [(0.3, 0.3), (0.7, 0.7)], button="right")         # a right-click draws nothing
+    assert page.evaluate("Array.from(document.getElementById('pad').getContext('2d')"
+                         ".getImageData(0, 0, 280, 280).data).every(v => v === 255)")
+    _draw(page, [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_function("document.getElementById('predicted').textContent === '1'")
+    _draw(page, CIRCLE)                                           # a 1 through a 0
+    page.keyboard.press("Control+z")                              # undo: the 1 again
+    page.wait_for_function("document.getElementById('predicted').textContent === '1'")
+    page.click("#eraser")
+    _draw(page, [(0.5, 0.1), (0.5, 0.9)])                         # erased
+    assert page.locator("#eraser").get_attribute("aria-pressed") == "true"
+    assert _predicted(page) == "–"
+    page.click("#eraser")
+    # the upload is reachable by keyboard and is shown in the drawing area
+    page.keyboard.press("Tab")
+    focus_order = [page.evaluate("document.activeElement.id")]
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focus_order.append(page.evaluate("document.activeElement.id"))
+    assert "upload" in focus_order and "undo" in focus_order
+    one = Image.new("L", (200, 300), 255)
+    one.paste(0, (90, 40, 110, 260))
+    one.save(tmp_path / "one.png")
+    page.set_input_files("#upload", str(tmp_path / "one.png"))
+    page.wait_for_function("document.getElementById('predicted').textContent === '1'")
+    assert "one.png" in page.locator("#source").text_content()
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    page.set_input_files("#upload", str(tmp_path / "bad.png"))  # a failed upload clears the old result
+    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    assert _predicted(page) == "–" and "bad.png" in page.locator("#status").text_content()
+    page.close()
+
+
+def test_axe_finds_no_serious_violations(browser, site):
+    from axe_playwright_python.sync_playwright import Axe
+
+    only = {"resultTypes": ["violations"]}
+    for scheme, rules in (("light", only), ("dark", {**only, "runOnly": ["color-contrast"]})):  # all rules, then colours
+        page, _ = _open(browser, site, color_scheme=scheme)
+        _draw(page, CIRCLE)
+        page.wait_for_function("document.getElementById('predicted').textContent !== '–'")
+        results = Axe().run(page, options=rules)
+        serious = [v["id"] for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert serious == [], (scheme, results.generate_report())
+        page.close()
+
+
+def test_landscape_phone_shows_pad_and_buttons(browser, site):
+    page, _ = _open(browser, site, viewport={"width": 844, "height": 390})
+    for sel in ("#pad", "#clear", "#predicted"):
+        box = page.locator(sel).bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 390, sel
+    page.screenshot(path=str(REPO / "tests" / "artefacts" / "web-landscape.png"))
+    page.close()
