@@ -164,3 +164,18 @@ def test_optuna_study_shared_by_two_processes(tmp_path):
     assert r.returncode == 0, r.stderr
     best = TrainConfig.from_toml(r.stdout)
     assert best.lr == pytest.approx(study.best_params["lr"]) and "refit on train+validation: test_acc" in r.stderr
+
+
+def test_pruned_trials_are_runs_that_say_so(tmp_path, run_cli):
+    """A trial the pruner stops is a run folder whose status is 'pruned', and a state Optuna
+    knows (the default MedianPruner waits for 5 trials: too many for a test)."""
+    import optuna
+
+    from mnist_logreg.sweep import sweep
+
+    study = sweep(SMALL, "p", trials=2, space=("lr",), runs_dir=tmp_path, log=None,
+                  pruner=optuna.pruners.ThresholdPruner(lower=0.99))  # every trial falls behind at epoch 1
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    code, out, _ = run_cli("runs", tmp_path)
+    assert code == 0 and out.count("pruned") >= 2 and "p/trial-0001" in out
+    assert json.loads((tmp_path / "p" / "trial-0000" / "status.json").read_text())["epoch"] == 1

@@ -60,10 +60,11 @@ def default_storage(runs_dir, study: str) -> str:
 
 
 def sweep(cfg: TrainConfig, study: str, storage: str | None = None, *, trials: int = 20, space=tuple(SPACE),
-          runs_dir="runs", timeout: float | None = None, log=print):
+          runs_dir="runs", timeout: float | None = None, pruner=None, log=print):
     """Run ``trials`` trials of ``study`` (created, or joined when it exists) in this process:
-    each samples the settings in ``space`` over ``cfg`` and trains a run. Returns the
-    ``optuna.Study``, which holds every process's trials."""
+    each samples the settings in ``space`` over ``cfg`` and trains a run. ``pruner``: an Optuna
+    pruner (default: MedianPruner after 5 trials and 3 epochs). Returns the ``optuna.Study``,
+    which holds every process's trials."""
     from .run import check_run_name
 
     optuna, log = _optuna(), log or (lambda *a, **k: None)
@@ -75,7 +76,7 @@ def sweep(cfg: TrainConfig, study: str, storage: str | None = None, *, trials: i
         raise ConfigError(f"--search optuna tunes the minibatch recipe; {_ref('solver')} must be minibatch")
     s = optuna.create_study(study_name=study, storage=_storage(storage or default_storage(runs_dir, study)),
                             direction="maximize", load_if_exists=True,
-                            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3))
+                            pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3))
     s.optimize(lambda trial: _trial(trial, cfg, space, Path(runs_dir) / study, log), n_trials=trials,
                timeout=timeout, catch=())
     return s
@@ -94,7 +95,10 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
     trial.set_user_attr("config", trial_cfg.to_dict())  # what --best writes, wherever the trial ran
     name = f"trial-{trial.number:04d}"
 
+    last = [0]  # the epoch the trial reached
+
     def on_epoch(epoch, row):
+        last[0] = epoch
         trial.report(row["val_acc"], epoch)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_acc {row['val_acc']:.4f}")
@@ -102,7 +106,7 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
     try:
         run = train_run(trial_cfg, folder, name, report=False, log=None, progress=False, on_epoch=on_epoch)
     except optuna.TrialPruned as e:
-        write_status(folder / name, "pruned", trial.last_step or 0, str(e))
+        write_status(folder / name, "pruned", last[0], str(e))
         log(f"{name}: {e}")
         raise
     except TrainingDiverged as e:  # a bad corner of the space: the worst score, not a crash
