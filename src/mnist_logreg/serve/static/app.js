@@ -75,6 +75,7 @@ function show(state, announce) {
   drawSeen(r ? r.input : null);
   const status = $("status");
   status.classList.toggle("error", state.kind === "error");
+  status.classList.toggle("visually-hidden", state.kind === "sure");  // said aloud; the digit shows it
   if (announce || state.kind === "error" || state.kind === "empty") status.textContent = state.message || "";
 }
 
