@@ -140,7 +140,7 @@ def test_tensorboard_missing_is_one_line(tmp_path, run_cli, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_optuna_study_shared_by_two_processes(tmp_path):
+def test_optuna_study_shared_by_two_processes(tmp_path, run_cli):
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'sweep.db'}"
@@ -159,11 +159,11 @@ def test_optuna_study_shared_by_two_processes(tmp_path):
     assert mine[0] and mine[1] and not mine[0] & mine[1]    # each process ran its own
     assert all("transform" not in t.params for t in done)   # given on the command line: not sampled
     assert sorted(os.listdir(tmp_path / "runs" / "s")) == [f"trial-000{i}" for i in range(4)]
-    r = subprocess.run(cmd[:4] + ["--best", "--refit", "--study", "s", "--storage", storage, "--runs-dir",
-                                  str(tmp_path / "runs")], capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
-    assert r.returncode == 0, r.stderr
-    best = TrainConfig.from_toml(r.stdout)
-    assert best.lr == pytest.approx(study.best_params["lr"]) and "refit on train+validation: test_acc" in r.stderr
+    code, out, err = run_cli("tune", "--best", "--refit", "--study", "s", "--storage", storage, "--runs-dir",
+                             tmp_path / "runs")
+    assert code == 0, err
+    best = TrainConfig.from_toml(out)
+    assert best.lr == pytest.approx(study.best_params["lr"]) and "refit on train+validation: test_acc" in err
 
 
 def test_pruned_trials_are_runs_that_say_so(tmp_path, run_cli):
