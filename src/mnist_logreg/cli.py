@@ -149,7 +149,7 @@ def _add_train(sub) -> None:
                        description="Train on the training split (minus a seeded validation split), "
                                    "print the notebook's per-epoch line, evaluate on the test set and "
                                    "write runs/NAME/: checkpoint.pt, config.toml, history.csv/.json, "
-                                   "metrics.json, accuracy.png, samples.png and the report (report.html with "
+                                   "metrics.json, status.json, accuracy.png, samples.png and the report (report.html with "
                                    "its figures). Settings come from --preset or --config, then the options "
                                    "given here.",
                        epilog="Presets:\n" + "\n".join(f"  {k:9s} {v[1]}" for k, v in PRESETS.items()))
@@ -209,7 +209,10 @@ def _add_tune(sub) -> None:
                                    "(warm-started from the previous one); minibatch: per lr, the best epoch. "
                                    "Prints the table, evaluates the winner on the test set once, and writes "
                                    "runs/NAME/ (tune.json, checkpoint.pt, config.toml with the winner's "
-                                   "settings). --refit retrains the winner on train+validation first.")
+                                   "settings). --refit retrains the winner on train+validation first. "
+                                   "--search optuna instead runs an Optuna study of the minibatch recipe, a run "
+                                   "folder per trial, shared with every process (or machine) that runs the same "
+                                   "--study on the same --storage; --best prints the study's best settings.")
     add_settings(p.add_argument_group("search (TuneConfig)"), TuneConfig)
     add_settings(p.add_argument_group("data and training (TrainConfig)"), TrainConfig, TUNE_TRAIN_SETTINGS)
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where run folders are created")
