@@ -149,8 +149,9 @@ def _add_train(sub) -> None:
                        description="Train on the training split (minus a seeded validation split), "
                                    "print the notebook's per-epoch line, evaluate on the test set and "
                                    "write runs/NAME/: checkpoint.pt, config.toml, history.csv/.json, "
-                                   "metrics.json, status.json, accuracy.png, samples.png and the report (report.html with "
-                                   "its figures). Settings come from --preset or --config, then the options "
+                                   "metrics.json, status.json, accuracy.png, samples.png and the report "
+                                   "(report.html with its figures). Settings come from --preset or --config, "
+                                   "then the options "
                                    "given here.",
                        epilog="Presets:\n" + "\n".join(f"  {k:9s} {v[1]}" for k, v in PRESETS.items()))
     start = p.add_mutually_exclusive_group()
