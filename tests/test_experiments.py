@@ -179,3 +179,10 @@ def test_pruned_trials_are_runs_that_say_so(tmp_path, run_cli):
     code, out, _ = run_cli("runs", tmp_path)
     assert code == 0 and out.count("pruned") >= 2 and "p/trial-0001" in out
     assert json.loads((tmp_path / "p" / "trial-0000" / "status.json").read_text())["epoch"] == 1
+
+
+def test_optuna_missing_is_one_line(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    code, _, err = run_cli("tune", "--search", "optuna", "--dry-run", "--runs-dir", tmp_path)
+    assert code == 2 and err.strip() == "error: --search optuna needs optuna: pip install 'mnist-logreg[optuna]'"
+    assert list(tmp_path.iterdir()) == []
