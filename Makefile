@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/mnist-logreg train $(TRAIN_ARGS)
 
-# the suite runs on every core (pytest-xdist), a test file per worker: its module fixtures run once
+# the suite runs on every core (pytest-xdist), a test file per worker: its module fixtures run once;
+# files are handed out in the order tests/conftest.py gives (the longest first), not by test count,
+# which left the longest single tests (the accuracy bench smoke, the notebook) to start last
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py

@@ -56,7 +56,8 @@ def run_cli(capsys):
 
 #: seconds a file takes on this 2-core machine (pytest --durations, 2026-11-29): the longest are
 #: handed to the two workers first, so that no long file starts last and runs alone at the end
-#: (with --dist loadfile the order of the items is the order files are handed out)
+#: (with --dist loadfile --no-loadscope-reorder, as the Makefile runs it, the order of the items
+#: is the order files are handed out; xdist's default orders files by their number of tests)
 LONG_FILES = {"test_web.py": 27, "test_bench_smoke.py": 21, "test_notebook.py": 15, "test_solver.py": 14,
               "test_crash_safety.py": 14, "test_native.py": 13, "test_run.py": 13, "test_fuzz.py": 12,
               "test_serve.py": 11, "test_distill.py": 7, "test_sklearn.py": 7, "test_server_abuse.py": 7,
