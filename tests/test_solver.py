@@ -62,10 +62,10 @@ def test_the_c_kernels_hessian_products_reach_the_same_optimum(mnist_train, monk
     from mnist_logreg.solver import _Problem, _features, _native_hvp
     sub = mnist_train.subset(slice(0, 3000))
     x, y = _features(sub, torch.float64)
-    native = _native_hvp(sub, x, "none")
+    prob = _Problem(x, y, 1e-3)
+    native = _native_hvp(prob, x, sub.images)
     if native is None:
         pytest.skip("no C compiler")
-    prob = _Problem(x, y, 1e-3)
     g = torch.Generator().manual_seed(0)
     _, _, p = prob.value_grad(torch.randn(10, 785, generator=g, dtype=torch.float64) * 0.01)
     for _ in range(3):

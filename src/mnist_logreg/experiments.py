@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import json
@@ -134,28 +133,25 @@ def _status(folder: Path, has_metrics: bool):
 
 
 def _locked(folder: Path) -> bool:
+    """Whether a process trains in ``folder`` now: run.locked's lock is held."""
+    from .run import locked
+
     try:
-        import fcntl
-    except ImportError:
-        return False
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
+        with locked(folder):
+            return False
+    except ConfigError:
         return True
-    finally:
-        os.close(fd)
 
 
 def differing_settings(runs) -> list:
     """The settings whose values are not the same in every run listed; those that do not change
-    results (the resumable ones: data_dir, threads, engine, ...) are left out."""
+    results (the resumable ones: data_dir, threads, engine, ...) and epochs (a column of its
+    own) are left out."""
     from .config import TrainConfig
+    from .run import resumable
 
-    quiet = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]} | {"epochs"}
     configs = [r.config for r in runs if r.config]
-    names = [n for n in TrainConfig.names() if n not in quiet]
+    names = [n for n in TrainConfig.names() if not resumable(n)]
     return [n for n in names if len({json.dumps(c.get(n), sort_keys=True) for c in configs}) > 1]
 
 

@@ -98,7 +98,7 @@ class Run:
             raise ConfigError(f"{self.path}: not a training checkpoint of this tool (no config or optimizer "
                               f"state); evaluate or predict accept it, resume does not")
         old = config_of(ckpt)
-        fixed = {k: v for k, v in settings.items() if k in old.names() and not _resumable(k) and v != getattr(old, k)}
+        fixed = {k: v for k, v in settings.items() if k in old.names() and not resumable(k) and v != getattr(old, k)}
         if fixed:
             k = sorted(fixed)[0]
             raise ConfigError(f"{_ref(k)} cannot change when a run is resumed (the run has {getattr(old, k)!r}); "
@@ -157,7 +157,9 @@ def config_of(ckpt) -> TrainConfig:
     return TrainConfig.from_dict(values, source=f"{ckpt.path}: config")
 
 
-def _resumable(name: str) -> bool:
+def resumable(name: str) -> bool:
+    """Whether setting ``name`` may change when a run is resumed: it does not change the
+    results (threads, engine, ...), or it is ``epochs``, the run's length."""
     import dataclasses
     return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["resumable"] or name == "epochs"
 

@@ -204,20 +204,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         return theta
 
     def _fit_newton(self, X, codes, weights):
-        from .solver import ADAM_START, ADAM_START_SIZE, _NativeHvp, _Problem, minibatch_theta, newton_cg
-        from .train import _native_lib, num_threads
+        from .solver import _native_hvp, _Problem, cold_start, newton_cg
+        from .train import num_threads
 
         K, seed = len(self.classes_), int(check_random_state(self.random_state).randint(2**31 - 1))
         lam = self._lam(len(codes) if weights is None else float(weights.sum()))
-        theta = self._initial_theta(X.shape[1])
-        native = K == 10 and weights is None and self.fit_intercept and _native_lib() is not None
-        if native and X.numel() >= ADAM_START_SIZE and not theta.any():
-            # a few epochs of the C minibatch engine land near the optimum (see solver.ADAM_START)
-            theta = minibatch_theta((X.float(), codes), theta, lam, seed, threads=self.threads, **ADAM_START)[0]
         with num_threads(self.threads), torch.no_grad():
             prob = _Problem(X, codes, lam, K, weights=weights, intercept=self.fit_intercept)
-            if native and hasattr(_native_lib(), "mlr_hvp"):
-                prob.native = _NativeHvp(_native_lib(), *_stored_pixels(X))
+            prob.native = _native_hvp(prob, X)
+            theta = cold_start(prob, (X.float(), codes), self._initial_theta(X.shape[1]), seed, threads=self.threads)
             theta, f, gnorm, iters, _ = newton_cg(prob, theta, tol=self.tol, max_iter=self.max_iter,
                                                   precond=prob.preconditioner(10_000, seed), log=self._log())
         if gnorm > self.tol:
@@ -313,19 +308,6 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             model.linear.weight.copy_(torch.from_numpy(self.coef_))
             model.linear.bias.copy_(torch.from_numpy(self.intercept_))
         return model
-
-
-def _stored_pixels(X):
-    """(matrix, scale) for the C kernel's Hessian products: bytes and 1/255 when every value
-    of X is k/255 to float32 precision (images scaled to [0, 1], as MNIST's are), which it
-    reads 4x faster than float32 (the Hessian only steers conjugate gradients: the gradient,
-    exact in float64, decides convergence); else float32 and 1."""
-    x255 = X * 255
-    b = torch.round(x255)
-    lo, hi = torch.aminmax(b)
-    if lo >= 0 and hi <= 255 and float((x255 - b).abs_().max()) <= 255e-6:
-        return b.to(torch.uint8), 1.0 / 255
-    return X.float(), 1.0
 
 
 def _image_size(n_features: int, image_shape):

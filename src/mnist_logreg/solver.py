@@ -72,28 +72,29 @@ class _Problem:
         self.w = None if weights is None else (weights / weights.sum()).to(x.dtype)[:, None]
         self.native = None  # a _NativeHvp, set by solve where the C kernel runs
 
-    def _mean(self, per_sample):
-        return per_sample.sum() / self.n if self.w is None else (per_sample * self.w[:, 0]).sum()
+    def _loss(self, z, lse):
+        """The (weighted) mean cross-entropy from the logits and their log-sum-exp."""
+        if self.w is None:
+            return (lse.sum() - (z * self.onehot).sum()) / self.n
+        return ((lse - (z * self.onehot).sum(1)) * self.w[:, 0]).sum()
+
+    def _penalty(self, theta):
+        return 0.5 * self.lam * ((theta * self.mask) ** 2).sum()
 
     def value_grad(self, theta):
         z = self.x @ theta.T
         lse = torch.logsumexp(z, 1)
         p = torch.exp(z - lse[:, None])
+        f = self._loss(z, lse) + self._penalty(theta)
         if self.w is None:
-            f = (lse.sum() - (z * self.onehot).sum()) / self.n + 0.5 * self.lam * ((theta * self.mask) ** 2).sum()
             g = (p - self.onehot).T @ self.x / self.n + self.lam * theta * self.mask
         else:
-            f = self._mean(lse - (z * self.onehot).sum(1)) + 0.5 * self.lam * ((theta * self.mask) ** 2).sum()
             g = ((p - self.onehot) * self.w).T @ self.x + self.lam * theta * self.mask
         return float(f), g, p
 
     def value(self, theta):
         z = self.x @ theta.T
-        if self.w is not None:
-            return float(self._mean(torch.logsumexp(z, 1) - (z * self.onehot).sum(1))
-                         + 0.5 * self.lam * ((theta * self.mask) ** 2).sum())
-        return float((torch.logsumexp(z, 1).sum() - (z * self.onehot).sum()) / self.n
-                     + 0.5 * self.lam * ((theta * self.mask) ** 2).sum())
+        return float(self._loss(z, torch.logsumexp(z, 1)) + self._penalty(theta))
 
     def hvp(self, p32, v):
         """H v, with the passes over the data in float32: an inexact Hessian only slows
@@ -195,19 +196,39 @@ class _NativeHvp:
         return torch.cat([self.hv, self.hb[:, None]], 1)
 
 
-def _native_hvp(train, x64, transform):
-    """A _NativeHvp for this training set where the C kernel runs (else None): raw MNIST
-    images are read as uint8, transformed or given features as float32."""
+def _native_hvp(prob: _Problem, x64, images=None):
+    """A _NativeHvp for ``prob`` where the C kernel runs, else None: it computes unweighted
+    products for 10 classes with a bias, and MNIST_LOGREG_SOLVER_NATIVE=0 turns it off. It
+    reads ``images`` (uint8 pixels, scale 1/255) when given; else ``x64`` as bytes when its
+    values are k/255 to float32 precision (images scaled to [0, 1]: a quarter of the memory
+    traffic of float32; the Hessian only steers conjugate gradients, the float64 gradient
+    decides convergence); else as float32."""
     from .train import _native_lib
 
+    if prob.w is not None or prob.onehot.shape[1] != 10 or prob.mask[-1] != 0:
+        return None
     if os.environ.get("MNIST_LOGREG_SOLVER_NATIVE", "1") == "0":
         return None
     lib = _native_lib()
     if lib is None or not hasattr(lib, "mlr_hvp"):
         return None
-    if isinstance(train, ImageSet) and transform in (None, "none"):
-        return _NativeHvp(lib, train.images.reshape(len(train), -1), 1.0 / 255)
+    if images is not None:
+        return _NativeHvp(lib, images.reshape(len(images), -1), 1.0 / 255)
+    x255 = x64 * 255
+    b = torch.round(x255)
+    lo, hi = torch.aminmax(b)
+    if lo >= 0 and hi <= 255 and float((x255 - b).abs_().max()) <= 255e-6:
+        return _NativeHvp(lib, b.to(torch.uint8), 1.0 / 255)
     return _NativeHvp(lib, x64.float(), 1.0)
+
+
+def cold_start(prob: _Problem, data, theta, seed, *, transform="none", threads=None):
+    """Where Newton starts from zero on a large problem the C kernel serves (at least
+    ADAM_START_SIZE entries, 10 classes): a few minibatch epochs on ``data`` first (see
+    ADAM_START); else ``theta`` as it is."""
+    if prob.native is None or bool(theta.any()) or prob.n * (prob.x.shape[1] - 1) < ADAM_START_SIZE:
+        return theta
+    return minibatch_theta(data, theta, prob.lam, seed, transform=transform, threads=threads, **ADAM_START)[0]
 
 
 def _features(data, dtype, transform="none"):
@@ -244,11 +265,12 @@ def solve(train, lam: float = 1e-4, *, tol: float = 1e-5, max_iter: int = 100,
     with num_threads(threads), torch.no_grad():
         x, y = _features(train, torch.float64, transform)
         prob = _Problem(x, y, lam)
-        prob.native = _native_hvp(train, x, transform)
-        theta = torch.zeros(10, prob.x.shape[1], dtype=torch.float64)
-        if init is None and prob.native is not None and x.numel() >= ADAM_START_SIZE:
-            theta = minibatch_theta(train, theta, lam, seed, transform=transform, **ADAM_START)[0]
-        if init is not None:
+        raw = isinstance(train, ImageSet) and transform in (None, "none")
+        prob.native = _native_hvp(prob, x, train.images if raw else None)
+        if init is None:
+            theta = cold_start(prob, train, torch.zeros(10, prob.x.shape[1], dtype=torch.float64), seed,
+                               transform=transform)
+        else:
             theta = getattr(init, "double_theta", None)
             if theta is None:
                 theta = torch.cat([init.linear.weight.double(), init.linear.bias.double()[:, None]], 1)
