@@ -4,7 +4,8 @@ A checkpoint is a dict saved with ``torch.save``::
 
     {"format": "mnist-logreg/1", "model": state_dict, "optimizer": state_dict or None,
      "epoch": int, "config": {...resolved options...}, "dataset": str, "classes": [...],
-     "metrics": {...}, "history": [...], "versions": {...}, "created": ISO time}
+     "metrics": {...}, "history": [...], "versions": {...}, "created": ISO time,
+     "trust": {...calibration and digit-likeness, see trust.Trust.state...}}
 
 A bare ``state_dict`` (what the notebook's ``torch.save(model.state_dict(), ...)`` writes)
 is accepted everywhere a checkpoint is.
@@ -49,11 +50,12 @@ class Checkpoint:
     history: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+    trust: object = None  # a trust.Trust (calibration, digit-likeness), or None: not fitted
 
 
 def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dict | None = None,
          dataset: str = "mnist", classes=None, metrics: dict | None = None,
-         history: list | None = None, **extra) -> Path:
+         history: list | None = None, trust=None, **extra) -> Path:
     """Save ``model`` (and optionally optimizer state and metadata) atomically to ``path``.
 
     Examples
@@ -77,6 +79,7 @@ def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dic
         "transform": getattr(model, "transform", "none"),
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **({"trust": trust.state()} if trust is not None else {}),
         **extra,
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
@@ -160,6 +163,7 @@ FIELDS = {
     "transform": (str, None, "a transform name"),
     "versions": (dict, None, "a table of versions"),
     "created": (str, None, "a time"),
+    "trust": (dict, None, "a table of calibration and digit-likeness"),
 }
 
 
@@ -210,8 +214,20 @@ def load_checkpoint(path) -> Checkpoint:
                           config=dict(obj.get("config") or {}), dataset=obj.get("dataset", "mnist"),
                           classes=tuple(obj.get("classes") or ()), metrics=dict(obj.get("metrics") or {}),
                           history=list(obj.get("history") or []),
-                          meta={k: obj[k] for k in ("versions", "created") if k in obj}, path=path)
+                          meta={k: obj[k] for k in ("versions", "created") if k in obj}, path=path,
+                          trust=_trust_from(obj, path))
     return Checkpoint(model=model, path=path, meta={"source": "state_dict"})
+
+
+def _trust_from(obj: dict, path):
+    """The checkpoint's calibration and digit-likeness (None when it has none), checked."""
+    if "trust" not in obj:
+        return None
+    from .trust import Trust
+    try:
+        return Trust.from_state(obj["trust"], NUM_CLASSES)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: trust: {e}") from None
 
 
 def load(path) -> MnistModel:

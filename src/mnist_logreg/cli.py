@@ -266,9 +266,11 @@ def _add_evaluate(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", formatter_class=_Formatter, help="predict dataset images, image files or a CSV",
-                       description="Predict with a trained model: dataset images by index (label, "
-                                   "prediction, top probabilities), 28x28 grayscale image files, or a "
-                                   "Kaggle test.csv (writing submission.csv).")
+                       description="Predict with a trained model: dataset images by index, image files "
+                                   "(photos and drawings, preprocessed the way MNIST was), or a Kaggle test.csv "
+                                   "(writing submission.csv). Each answer has a state: digit (sure), unsure "
+                                   "(between two classes), not a digit (unlike the training images), too small, "
+                                   "blank; probabilities are calibrated on held-out images when the run has them.")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--index", type=_nonneg_int, nargs="+", default=None,
                    help=f"dataset image indices (the notebook's: {' '.join(map(str, NOTEBOOK_INDICES))})")
@@ -280,10 +282,14 @@ def _add_predict(sub) -> None:
                    help="use --image files as they are: 28x28 grey, light digit on dark, like MNIST")
     p.add_argument("--show-preprocessed", metavar="PNG", default=None,
                    help="save a picture of what the model saw for each --image")
+    p.add_argument("--explain", metavar="PNG", default=None,
+                   help="save, for each --image or --index input, what the model saw beside its evidence map: "
+                        "(W_answer - W_runner_up) x pixel, red for the answer, blue for the runner-up; the map sums "
+                        "to the logit difference less the bias difference")
     p.add_argument("--csv", metavar="FILE", default=None, help="a Kaggle test.csv to predict")
     p.add_argument("--submission", metavar="FILE", default="submission.csv",
                    help="where --csv writes ImageId,Label")
-    p.add_argument("--top", type=_positive_int, default=3, help="how many probabilities to show")
+    p.add_argument("--top", type=_positive_int, default=3, help="how many (calibrated) probabilities to show")
     p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_data_args(p)
@@ -358,10 +364,12 @@ def cmd_export(args):
         return 0
     check_output(args.output, force=args.force, inputs=_checkpoint_files(args.checkpoint))
     ckpt = load_checkpoint(args.checkpoint)
-    path = export(ckpt.model, args.output, args.format)
+    path = export(ckpt.model, args.output, args.format, trust=ckpt.trust)
     print(f"wrote {path} ({args.format}, {path.stat().st_size:,} bytes)")
     if args.format == "onnx":
-        print("input 'pixels': float32 (batch, 1, 28, 28) in [0, 1]; outputs 'logits', 'probabilities': (batch, 10)")
+        answering = ckpt.trust is not None and ckpt.trust.likeness is not None
+        print("input 'pixels': float32 (batch, 1, 28, 28) in [0, 1]; outputs 'logits', 'probabilities': (batch, 10)"
+              + (" (calibrated), 'likeness', 'state' (batch,): see the file's metadata" if answering else ""))
     return 0
 
 
@@ -610,75 +618,138 @@ def _load_image_28(path):
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
 
 
-def _top(probs, classes, k):
-    vals, idx = probs.topk(min(k, len(probs)))
-    return [{"class": classes[int(i)], "label": int(i), "probability": round(float(v), 6)}
-            for v, i in zip(vals, idx)]
-
-
 def cmd_predict(args):
-    import torch
-
-    from .checkpoint import atomic_write_text, load_checkpoint
-    from .data import KAGGLE_LEAK_WARNING, load_dataset, load_kaggle_csv
-    from .train import predict
+    from .answers import Predictor
+    from .checkpoint import load_checkpoint
 
     if args.show_preprocessed and not args.image:
         raise ConfigError("--show-preprocessed needs --image")
+    if args.explain and not (args.image or args.index):
+        raise ConfigError("--explain needs --image or --index")
     if not (args.index or args.image or args.csv):
         raise ConfigError("nothing to predict: give --index, --image or --csv")
     inputs = [*_checkpoint_files(args.checkpoint), args.csv, *(args.image or ())]
     if args.image:
         from .preprocess import expand_image_args
         inputs += expand_image_args(args.image)
-    for out in (args.submission if args.csv else None, args.show_preprocessed):
+    for out in (args.submission if args.csv else None, args.show_preprocessed, args.explain):
         if out is not None:  # refused before any work: never an input, an existing file only with --force
             check_output(out, force=args.force, inputs=inputs)
     ckpt = load_checkpoint(args.checkpoint)
-    classes = ckpt.classes or tuple(str(i) for i in range(10))
-    results, lines = [], []
+    pred = Predictor.from_checkpoint(ckpt)
+    results, lines, shown = [], [], []
+    if not pred.calibrated:
+        print("note: this checkpoint has no calibration or digit-likeness (written before they existed, or a "
+              "state_dict): probabilities are the plain softmax and 'not a digit' cannot be told", file=sys.stderr)
     if args.index:
-        data = load_dataset(_dataset_for(ckpt, args), args.split, args.data_dir, download=not args.no_download)
-        bad = [i for i in args.index if i >= len(data)]
-        if bad:
-            raise ConfigError(f"--index {bad[0]} is out of range: {data.name} has {len(data):,} images")
-        probs = predict(ckpt.model, data.images[args.index])
-        for i, p in zip(args.index, probs):
-            label = int(data.labels[i])
-            pred = int(p.argmax())
-            top = _top(p, classes, args.top)
-            results.append({"index": i, "label": label, "predicted": pred, "top": top})
-            lines.append(f"[{i}] Label: {classes[label]}, Predicted: {classes[pred]}  "
-                         + "  ".join(f"{t['class']}: {t['probability']:.3f}" for t in top))
+        results, lines, shown = _predict_indices(args, ckpt, pred)
     if args.image:
-        from .preprocess import expand_image_args, preprocess
-
-        files = expand_image_args(args.image)
-        if args.no_preprocess:
-            images = torch.stack([_load_image_28(f) for f in files])
-        else:
-            images = torch.stack([torch.from_numpy(preprocess(f, str(f))) for f in files])
-        probs = predict(ckpt.model, images)
-        if args.show_preprocessed:
-            from .pictures import gallery_plot
-            gallery_plot((images * 255).round().byte(), [f"{Path(f).name[:14]}→{classes[int(p.argmax())]}" for f, p in zip(files, probs)],
-                         ["black"] * len(files), args.show_preprocessed, cols=min(8, len(files)),
-                         title="What the model saw (28x28, after preprocessing)")
-        for f, p in zip(map(str, files), probs):
-            top = _top(p, classes, args.top)
-            results.append({"file": f, "predicted": int(p.argmax()), "top": top})
-            lines.append(f"{f}: Predicted: {classes[int(p.argmax())]}  "
-                         + "  ".join(f"{t['class']}: {t['probability']:.3f}" for t in top))
+        more = _predict_images(args, pred)
+        results, lines, shown = results + more[0], lines + more[1], shown + more[2]
+    if args.explain:
+        _write_explanations(pred, shown, args.explain)
+        lines.append(f"wrote {args.explain}: what the model saw and why, for each input")
     if args.csv:
-        data = load_kaggle_csv(args.csv)
-        if ckpt.dataset == "mnist" or ckpt.config.get("dataset") == "mnist":
-            print(KAGGLE_LEAK_WARNING, file=sys.stderr)
-        preds = predict(ckpt.model, data.images).argmax(1).tolist()
-        atomic_write_text(args.submission, "ImageId,Label\n" + "".join(f"{i},{p}\n" for i, p in enumerate(preds, 1)))
-        results.append({"csv": args.csv, "submission": args.submission, "rows": len(preds)})
-        lines.append(f"wrote {args.submission}: {len(preds):,} predictions (ImageId from 1)")
+        results.append(_predict_csv(args, ckpt))
+        lines.append(f"wrote {args.submission}: {results[-1]['rows']:,} predictions (ImageId from 1)")
     _out(args, results, "\n".join(lines))
     return 0
+
+
+def _answer_fields(a, k: int) -> dict:
+    """An answer's JSON fields in ``predict --json``; ``top`` lists the k most probable classes."""
+    d = a.to_dict()
+    p = a.probabilities
+    top = [] if p is None else sorted(range(len(p)), key=lambda i: (-p[i], i != a.label))[:k]  # a tie: the answer first
+    return {"predicted": a.label, "state": a.state, "probability": d["probability"], "runner_up": a.runner_up,
+            "likeness": d["likeness"], "message": d["message"],
+            "top": [{"class": a.classes[i], "label": i, "probability": round(a.probabilities[i], 6)} for i in top]}
+
+
+def _line(a, k: int) -> str:
+    top = _answer_fields(a, k)["top"]
+    return a.message + ("  [" + "  ".join(f"{t['class']}: {t['probability']:.3f}" for t in top) + "]" if top else "")
+
+
+def _predict_indices(args, ckpt, pred):
+    from .data import load_dataset
+
+    data = load_dataset(_dataset_for(ckpt, args), args.split, args.data_dir, download=not args.no_download)
+    bad = [i for i in args.index if i >= len(data)]
+    if bad:
+        raise ConfigError(f"--index {bad[0]} is out of range: {data.name} has {len(data):,} images")
+    answers = pred.answers(data.images[args.index])
+    results, lines = [], []
+    for i, a in zip(args.index, answers):
+        label = int(data.labels[i])
+        results.append({"index": i, "label": label, **_answer_fields(a, args.top)})
+        lines.append(f"[{i}] Label: {pred.classes[label]}, Predicted: "
+                     f"{'-' if a.label is None else pred.classes[a.label]}  {_line(a, args.top)}")
+    return results, lines, [(f"[{i}]", a) for i, a in zip(args.index, answers)]
+
+
+def _predict_images(args, pred):
+    from .preprocess import expand_image_args
+
+    import numpy as np
+
+    files = expand_image_args(args.image)
+    answers = [pred.answer(_load_image_28(f).numpy()) if args.no_preprocess else pred.answer(f, str(f)) for f in files]
+    if args.show_preprocessed:
+        from .pictures import gallery_plot
+        seen = [a.input if a.input is not None else np.zeros((28, 28), np.float32) for a in answers]
+        gallery_plot((np.stack(seen) * 255).round().astype(np.uint8),
+                     [f"{Path(f).name[:14]}→{_short(a, pred.classes)}" for f, a in zip(files, answers)],
+                     ["black"] * len(files), args.show_preprocessed, cols=min(8, len(files)),
+                     title="What the model saw (28x28, after preprocessing)")
+    results = [{"file": str(f), **_answer_fields(a, args.top)} for f, a in zip(files, answers)]
+    lines = [f"{f}: {_line(a, args.top)}" for f, a in zip(files, answers)]
+    return results, lines, [(Path(f).name, a) for f, a in zip(files, answers)]
+
+
+def _short(a, classes) -> str:
+    """An answer in a few characters, for a caption."""
+    if a.state in ("digit", "unsure"):
+        return classes[a.label] + ("?" if a.state == "unsure" else "")
+    return a.state.replace("-", " ")
+
+
+def _write_explanations(pred, shown, path):
+    """--explain: for each input with an answer, what the model saw and its evidence map."""
+    from .pictures import evidence_plot
+
+    usable = [(name, a) for name, a in shown if a.label is not None]
+    if not usable:
+        raise ConfigError("--explain: no input has an answer to explain (all blank or too small)")
+    seen, maps, captions = [], [], []
+    for name, a in usable:
+        e = pred.explain(a.input)
+        seen.append(_model_seen(pred, a.input))
+        maps.append(e.map)
+        captions.append((f"{name[:12]}→{_short(a, pred.classes)}",
+                         f"{pred.classes[e.label]} vs {pred.classes[e.against]}: {e.logit_difference:+.1f}"))
+    evidence_plot(seen, maps, captions, path,
+                  title="What the model saw, and why: red pixels for the answer, blue for the runner-up")
+
+
+def _model_seen(pred, x):
+    import torch
+
+    from .answers import _model_input
+    return _model_input(pred.model, torch.as_tensor(x).reshape(1, 784)).reshape(28, 28).numpy()
+
+
+def _predict_csv(args, ckpt):
+    from .checkpoint import atomic_write_text
+    from .data import KAGGLE_LEAK_WARNING, load_kaggle_csv
+    from .train import predict
+
+    data = load_kaggle_csv(args.csv)
+    if ckpt.dataset == "mnist" or ckpt.config.get("dataset") == "mnist":
+        print(KAGGLE_LEAK_WARNING, file=sys.stderr)
+    preds = predict(ckpt.model, data.images).argmax(1).tolist()
+    atomic_write_text(args.submission, "ImageId,Label\n" + "".join(f"{i},{p}\n" for i, p in enumerate(preds, 1)))
+    return {"csv": args.csv, "submission": args.submission, "rows": len(preds)}
 
 
 # ======================================================================================

@@ -155,6 +155,12 @@ class TrainConfig(_Settings):
     val_size: int = setting(10_000, "validation images held out of train", low=0, high=10**9)
     seed: int = setting(0, "seed of the initial weights, the split and the shuffling", low=0, high=2**32 - 1)
     dry_run: bool = setting(False, "a quick check: 1 epoch on 2,000 training images, 1,000 validation images")
+    calibration_holdout: int = setting(
+        5000, "images held out to fit the calibration and the digit-likeness table when there is no validation "
+              "split (val_size 0): a first model is trained without them, with these same settings, which doubles "
+              "the training time (at most a fifth of the training images; 0: none, and the answers then show the "
+              "plain softmax and no digit-likeness); with a validation split, that split is used", low=0,
+        high=10**9)
     transform: str = setting(
         "none", "fixed input transform ahead of the linear layer, applied in training, evaluation, predict, "
                 "serve and export: deskew straightens each digit by its image moments (best for digits); "

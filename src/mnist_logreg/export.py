@@ -5,7 +5,15 @@ ONNX (one self-contained file, weights embedded):
                              dark (MNIST form: run outside images through ``preprocess`` first);
                              the batch dimension is dynamic
     output ``logits``        float32, shape (batch, 10)
-    output ``probabilities`` float32, shape (batch, 10), softmax of the logits
+    output ``probabilities`` shape (batch, 10): calibrated (trust.Calibrator, float64) when the
+                             checkpoint has a calibration, else float32, the softmax of the logits
+    and, for a checkpoint with calibration and digit-likeness (every run of this version):
+    output ``likeness``      float64, shape (batch,): trust.Likeness's, in [0, 1]
+    output ``state``         int64, shape (batch,): the answer state, an index into
+                             answers.STATES (digit, unsure, not-a-digit, too-small, blank); a
+                             graph sees pixels only, so "too-small" (which needs the original
+                             picture) never comes out of it
+    metadata: ``mnist_logreg.states`` and ``mnist_logreg.rules`` (JSON: the thresholds)
 
 TorchScript: a ``torch.jit`` module with the same input, returning the logits.
 
@@ -37,22 +45,37 @@ class _Exported(nn.Module):
         return logits, torch.softmax(logits, dim=1)
 
 
-def export(model: MnistModel, path, fmt: str = "onnx") -> Path:
-    """Write ``model`` to ``path`` as ONNX (opset 17) or TorchScript, atomically."""
+class _Answering(nn.Module):
+    """The model with its calibration, digit-likeness and answer states (answers.py, trust.py),
+    as one graph: the very functions of the library, traced."""
+
+    def __init__(self, model: MnistModel, trust):
+        super().__init__()
+        self.model, self.trust = model, trust
+
+    def forward(self, pixels):
+        from .answers import BLANK_CONTRAST, NOT_A_DIGIT_BELOW, STATES, SURE_AT, UNUSUAL_BELOW
+
+        x = pixels.reshape(pixels.shape[0], 784)
+        logits = self.model(x)
+        like = self.trust.likeness.likeness(x)
+        probs = self.trust.calibrator(logits, like)
+        sure = probs.max(1).values >= SURE_AT
+        state = torch.where(like < UNUSUAL_BELOW, 1, torch.where(sure, 0, 1))
+        state = torch.where(like < NOT_A_DIGIT_BELOW, 2, state)
+        state = torch.where(x.max(1).values - x.min(1).values < BLANK_CONTRAST, STATES.index("blank"), state)
+        return logits, probs, like, state
+
+
+def export(model: MnistModel, path, fmt: str = "onnx", trust=None) -> Path:
+    """Write ``model`` to ``path`` as ONNX (opset 17) or TorchScript, atomically. With ``trust``
+    (a checkpoint's :class:`~mnist_logreg.trust.Trust` with a likeness model), the ONNX graph
+    also returns calibrated probabilities, the likeness and the answer state."""
     model = model.float().eval()
     example = torch.zeros(2, 1, 28, 28)
     if fmt == "onnx":
-        import warnings
-
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # the TorchScript-based exporter: one file, no onnxscript needed, enough for 2 ops
-            torch.onnx.export(_Exported(model), (example,), buf, input_names=["pixels"],
-                              output_names=["logits", "probabilities"], opset_version=17,
-                              dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"},
-                                            "probabilities": {0: "batch"}}, dynamo=False)
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
+        answering = trust is not None and trust.likeness is not None
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(_onnx_bytes(model, trust if answering else None, example)))
     elif fmt == "torchscript":
         import warnings
 
@@ -63,3 +86,25 @@ def export(model: MnistModel, path, fmt: str = "onnx") -> Path:
     else:
         raise ConfigError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
     return Path(path)
+
+
+def _onnx_bytes(model, trust, example) -> bytes:
+    import json
+    import warnings
+
+    import onnx
+
+    from .answers import RULES, STATES
+
+    module = _Answering(model, trust) if trust is not None else _Exported(model)
+    names = ["logits", "probabilities"] + (["likeness", "state"] if trust is not None else [])
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        # the TorchScript-based exporter: one file, no onnxscript needed
+        torch.onnx.export(module, (example,), buf, input_names=["pixels"], output_names=names, opset_version=17,
+                          dynamic_axes={n: {0: "batch"} for n in ["pixels", *names]}, dynamo=False)
+    graph = onnx.load_from_string(buf.getvalue())
+    for key, value in (("mnist_logreg.states", json.dumps(list(STATES))), ("mnist_logreg.rules", json.dumps(RULES))):
+        graph.metadata_props.add(key=key, value=value)
+    return graph.SerializeToString()

@@ -116,6 +116,18 @@ def gallery_plot(images, titles, colors, path, *, cols: int = 8, title: str | No
                     path)
 
 
+def evidence_plot(seen, maps, captions, path, *, title: str | None = None) -> Path:
+    """For each input: what the model saw (grey) and its evidence map (red: pixels for the
+    answer, blue: for the class it is compared with), two cells side by side."""
+    cells, texts = [], []
+    for x, m, (left, right) in zip(seen, maps, captions):
+        m = np.asarray(m, dtype=float).reshape(28, 28)
+        cells += [np.asarray(x, dtype=np.float32).reshape(28, 28), diverging(m, float(np.abs(m).max()) or 1.0)]
+        texts += [left, right]
+    return save_png(grid_picture(cells, texts, ["black"] * len(cells), cols=min(8, len(cells)), title=title,
+                                 font_size=11), path)
+
+
 def weights_plot(weight, classes, path) -> Path:
     """Each class's weight row as a 28x28 template on a diverging colour scale centred on 0 (red
     pixels raise the class's score, blue lower it), with the scale's bar beside them."""

@@ -157,11 +157,21 @@ def confusion_plot(cm, classes, path) -> Path:
     return _save(fig, path)
 
 
-def reliability_plot(calib: dict, path) -> Path:
-    """Reliability diagram: accuracy against confidence per bin, with ECE and NLL."""
+def reliability_plot(calib: dict, path, after: dict | None = None) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, with ECE and NLL; with
+    ``after`` (the calibrated probabilities' statistics), the two side by side."""
     plt = _plt()
+    panels = [("the model's softmax", calib)] + ([("calibrated (what the tool shows)", after)] if after else [])
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), 6), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    for col, (name, c) in enumerate(panels):
+        _reliability_panel(axes[0][col], axes[1][col], c, name if after else None)
+    fig.subplots_adjust(left=0.15 / len(panels), right=0.98, bottom=0.09, top=0.93, hspace=0.08, wspace=0.25)
+    return _save(fig, path)
+
+
+def _reliability_panel(ax, axh, calib: dict, name) -> None:
     bins = [b for b in calib["bins"] if b["count"]]
-    fig, (ax, axh) = plt.subplots(2, 1, figsize=(5.5, 6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     width = 1.0 / calib["n_bins"]
     ax.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=width, align="edge",
            edgecolor="black", color="tab:blue", alpha=0.8, label="accuracy")
@@ -170,15 +180,14 @@ def reliability_plot(calib: dict, path) -> Path:
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Reliability: ECE {calib['ece'] * 100:.2f}% ({calib['n_bins']} bins), NLL {calib['nll']:.4f}")
+    head = f"{name}: " if name else "Reliability: "
+    ax.set_title(f"{head}ECE {calib['ece'] * 100:.2f}% ({calib['n_bins']} bins), NLL {calib['nll']:.4f}", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     axh.bar([b["low"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="gray")
     axh.set_yscale("log")
     axh.set_xlabel("confidence (top-class probability)")
     axh.set_ylabel("images")
     axh.set_xlim(0, 1)
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.09, top=0.94, hspace=0.08)
-    return _save(fig, path)
 
 
 def patch_plot(patch, path, title: str) -> Path:

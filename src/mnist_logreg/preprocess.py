@@ -117,6 +117,13 @@ def preprocess(image, name: str | None = None) -> np.ndarray:
     >>> x.shape, float(x.max()), [round(c) for c in center_of_mass(x)]
     ((28, 28), 1.0, [14, 14])
     """
+    return preprocess_with_extent(image, name)[0]
+
+
+def preprocess_with_extent(image, name: str | None = None) -> tuple[np.ndarray, float]:
+    """:func:`preprocess`, and the ink's extent: the longer side of its bounding box over the
+    picture's longer side (1.0: the ink spans the picture; under ``answers.MIN_INK_SIDE``: too
+    small to read)."""
     from PIL import Image
 
     label = name or "image"
@@ -163,6 +170,7 @@ def preprocess(image, name: str | None = None) -> np.ndarray:
         raise ImageError(f"{label}: blank image (no ink found)")
     crop = arr[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     h, w = crop.shape
+    extent = max(h, w) / max(arr.shape)
     scale = 20.0 / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((new_w, new_h), Image.LANCZOS))
@@ -181,7 +189,7 @@ def preprocess(image, name: str | None = None) -> np.ndarray:
                                                           resample=Image.BILINEAR)
     out = np.clip(np.asarray(shifted, dtype=np.float32), 0.0, 1.0)
     out /= out.max()  # MNIST's strokes reach full white: so do ours after the resampling
-    return (np.round(out * 255) / 255).astype(np.float32)  # the 256 levels of the training data
+    return (np.round(out * 255) / 255).astype(np.float32), extent  # the 256 levels of the training data
 
 
 def expand_image_args(paths) -> list[Path]:

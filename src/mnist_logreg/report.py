@@ -26,8 +26,10 @@ FIGURES = {
                       "Off-diagonal cells are the mistakes."),
     "weights.png": ("Weight templates", "Each row of linear.weight drawn as a 28x28 image: red pixels raise the "
                     "class's score, blue pixels lower it. This is everything the model knows."),
-    "reliability.png": ("Calibration", "Accuracy against confidence in 15 bins. Bars below the diagonal are "
-                        "over-confident. ECE is the support-weighted mean gap."),
+    "reliability.png": ("Calibration", "Accuracy against confidence in 15 bins, for the model's own softmax and, "
+                        "when the run was calibrated, for the probabilities the tool shows (fitted on held-out "
+                        "images, never on the test set). Bars below the diagonal are over-confident. ECE is the "
+                        "support-weighted mean gap."),
     "mistakes.png": ("Most confident mistakes", "Test images the model got wrong with the highest probability: "
                      "true label, predicted label and its probability."),
     "predictions.png": ("Sample predictions", "The first test images with their label and prediction: green "
@@ -38,8 +40,9 @@ FIGURES = {
 WIDE = {"curves.png", "weights.png", "mistakes.png", "predictions.png"}  # span the page's width
 
 
-def evaluate_predictions(model, data: ImageSet, n_bins: int = 15) -> dict:
-    """All report metrics for ``model`` on ``data``, from one pass of predictions."""
+def evaluate_predictions(model, data: ImageSet, n_bins: int = 15, trust=None) -> dict:
+    """All report metrics for ``model`` on ``data``, from one pass of predictions; with
+    ``trust``, the calibrated probabilities' calibration and the answer states too."""
     probs = predict(model, data.images).double()
     preds = probs.argmax(1)
     k = len(data.classes)
@@ -53,8 +56,22 @@ def evaluate_predictions(model, data: ImageSet, n_bins: int = 15) -> dict:
         "per_class": [{"class": str(c), "precision": prf["precision"][i], "recall": prf["recall"][i],
                        "f1": prf["f1"][i], "support": prf["support"][i]} for i, c in enumerate(data.classes)],
         "macro_f1": sum(prf["f1"]) / k, "calibration": cal,
+        **(_honesty(model, data, trust, n_bins) if trust is not None else {}),
         "_probs": probs, "_preds": preds,
     }
+
+
+def _honesty(model, data: ImageSet, trust, n_bins: int) -> dict:
+    """The calibrated probabilities' reliability and how the test images are answered."""
+    from .answers import STATES, Predictor
+
+    pred = Predictor(model, trust, data.classes)
+    x = data.features()
+    cal = calibration(pred.probabilities(x), data.labels, n_bins)
+    answers = pred.answers(x)
+    states = {s: sum(a.state == s for a in answers) / len(answers) for s in STATES}
+    sure = [a.label == int(y) for a, y in zip(answers, data.labels) if a.state == "digit"]
+    return {"calibrated": cal, "states": states, "sure_accuracy": sum(sure) / max(len(sure), 1)}
 
 
 def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dataset: str | None = None,
@@ -86,7 +103,7 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
     name = dataset or (ckpt.dataset if ckpt.dataset != "kaggle-csv" else "mnist") or "mnist"
     test = load_dataset(name, "test", data_dir or ckpt.config.get("data_dir"), download=download, log=log)
     classes = tuple(ckpt.classes) if ckpt.classes else test.classes
-    m = evaluate_predictions(ckpt.model, test)
+    m = evaluate_predictions(ckpt.model, test, trust=ckpt.trust)
     probs, preds = m.pop("_probs"), m.pop("_preds")
 
     figures = []
@@ -94,7 +111,7 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
         painter.draw("curves_plot", ckpt.history, out / "curves.png")
         figures.append("curves.png")
     painter.draw("confusion_plot", m["confusion_matrix"], list(classes), out / "confusion.png")
-    painter.draw("reliability_plot", m["calibration"], out / "reliability.png")
+    painter.draw("reliability_plot", m["calibration"], out / "reliability.png", m.get("calibrated"))
     pictures.weights_plot(ckpt.model.linear.weight.detach(), classes, out / "weights.png")
     wrong = (preds != test.labels).nonzero().flatten()
     conf = probs.max(1).values
@@ -120,7 +137,8 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n", durable=False)
     atomic_write_text(out / "report.html", render_html(report, out), durable=False)
     sync_dir(out)
-    log(f"report: {out / 'report.html'} (test accuracy {m['accuracy']:.4f}, ECE {m['ece'] * 100:.2f}%, "
+    calibrated = (f" -> {m['calibrated']['ece'] * 100:.2f}% calibrated" if "calibrated" in m else "")
+    log(f"report: {out / 'report.html'} (test accuracy {m['accuracy']:.4f}, ECE {m['ece'] * 100:.2f}%{calibrated}, "
         f"NLL {m['nll']:.4f})")
     return out / "report.html"
 
@@ -135,9 +153,17 @@ def render_html(report: dict, folder: Path) -> str:
     m = report["test"]
     cards = [("test accuracy", f"{m['accuracy'] * 100:.2f}%", "accuracy", m["accuracy"]),
              ("test loss (NLL)", f"{m['nll']:.4f}", "nll", m["nll"]),
-             ("calibration error (ECE)", f"{m['ece'] * 100:.2f}%", "ece", m["ece"]),
-             ("macro F1", f"{m['macro_f1']:.4f}", "macro_f1", m["macro_f1"]),
-             ("test images", f"{m['n']:,}", "n", m["n"])]
+             ("calibration error (ECE)", f"{m['ece'] * 100:.2f}%", "ece", m["ece"])]
+    if "calibrated" in m:
+        c = m["calibrated"]
+        cards += [("ECE, calibrated", f"{c['ece'] * 100:.2f}%", "ece_calibrated", c["ece"]),
+                  ("NLL, calibrated", f"{c['nll']:.4f}", "nll_calibrated", c["nll"]),
+                  ("answered 'unsure'", f"{m['states']['unsure'] * 100:.1f}%", "unsure", m["states"]["unsure"]),
+                  ("answered 'not a digit'", f"{m['states']['not-a-digit'] * 100:.1f}%", "not_a_digit",
+                   m["states"]["not-a-digit"]),
+                  ("right when sure", f"{m['sure_accuracy'] * 100:.2f}%", "sure_accuracy", m["sure_accuracy"])]
+    cards += [("macro F1", f"{m['macro_f1']:.4f}", "macro_f1", m["macro_f1"]),
+              ("test images", f"{m['n']:,}", "n", m["n"])]
     card_html = "".join(f'<div class="card"><div class="v" data-metric="{k}" data-value="{v!r}">{e(t)}</div>'
                         f'<div class="l">{e(label)}</div></div>' for label, t, k, v in cards)
     fig_html = ""

@@ -11,12 +11,15 @@ disk and from any static host, with no server and no network.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from .answers import RULES, noun_for
 from .errors import ConfigError
+from .trust import INK, LEVELS, UNUSUAL, blur_kernel
 
 STATIC = Path(__file__).parent / "serve" / "static"
 PAGE_FILES = ("app.js", "mnist.js", "style.css", "favicon.svg")
@@ -27,27 +30,47 @@ def model_info(ckpt) -> dict:
     model = ckpt.model
     return {"dataset": ckpt.dataset, "classes": list(ckpt.classes) or [str(i) for i in range(10)],
             "transform": getattr(model, "transform", "none"), "parameters": model.num_parameters(),
-            "metrics": {k: v for k, v in ckpt.metrics.items() if isinstance(v, (int, float, str))},
-            "created": ckpt.meta.get("created")}
+            "metrics": {k: v for k, v in ckpt.metrics.items()
+                        if isinstance(v, str) or (isinstance(v, (int, float)) and math.isfinite(v))},
+            "created": ckpt.meta.get("created"), "noun": noun_for(ckpt.dataset),
+            "calibrated": ckpt.trust is not None,
+            "likeness": ckpt.trust is not None and ckpt.trust.likeness is not None}
 
 
 def model_js(ckpt) -> str:
-    """``window.MNIST_MODEL = {...};``: the model info plus its float32 weights, each written
-    with the digits that read back as the same float32 (repr of the float32 value)."""
+    """``window.MNIST_MODEL = {...};``: one JSON value, nothing else, so that no name or string
+    of a checkpoint can become code (JSON escapes every quote, newline and U+2028 in it). The
+    weights travel as base64 float32 (the very same bits), the likeness model as base64 float16
+    (the precision it was fitted in: trust.py rounds it), with the answer rules of answers.py."""
+    data = {**model_info(ckpt), "rules": RULES, "weights": _b64(ckpt.model.linear.weight, "<f4"),
+            "bias": _b64(ckpt.model.linear.bias, "<f4"), "trust": _trust_json(ckpt.trust)}
+    return "window.MNIST_MODEL = " + json.dumps(data, ensure_ascii=True, allow_nan=False) + ";\n"
+
+
+def _b64(t, dtype: str) -> str:
+    import base64
+
     import numpy as np
-
-    W = ckpt.model.linear.weight.detach().float().numpy()
-    b = ckpt.model.linear.bias.detach().float().numpy()
-    rows = ["[" + ",".join(map(_f32, row)) + "]" for row in W]
-    info = json.dumps(model_info(ckpt))
-    return (f"// {ckpt.dataset} model for the mnist-logreg drawing page\n"
-            f"window.MNIST_MODEL = Object.assign({info}, {{\n"
-            f"  bias: [{','.join(map(_f32, b))}],\n  weights: [\n    " + ",\n    ".join(rows) + "]\n});\n")
+    return base64.b64encode(np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype)).tobytes()).decode("ascii")
 
 
-def _f32(v) -> str:
-    import numpy as np
-    return repr(float(np.float32(v))) if np.isfinite(v) else "0"
+def _trust_json(trust):
+    """The calibrator and the likeness model for mnist.js (None: the plain softmax, no likeness)."""
+    if trust is None:
+        return None
+    c = trust.calibrator
+    out = {"temperature": c.temperature, "a": c.a, "b": c.b, "c": c.c, "levels": LEVELS, "unusual": UNUSUAL,
+           "likeness": None}
+    lk = trust.likeness
+    if lk is not None:
+        import torch
+        k = lk.basis.shape[1]
+        rows, cols = torch.tril_indices(k + 3, k + 3)
+        out["likeness"] = {"k": k, "mean": _b64(lk.mean, "<f2"), "basis": _b64(lk.basis.T, "<f2"),
+                           "centres": _b64(lk.centres, "<f2"), "whiten": _b64(lk.whiten[:, rows, cols], "<f2"),
+                           "log_det": _b64(lk.log_det, "<f2"), "noise": lk.noise, "table": _b64(lk.table, "<f4"),
+                           "blur": blur_kernel().tolist(), "ink": INK}
+    return out
 
 
 def export_site(ckpt, out, *, force: bool = False) -> Path:

@@ -3,13 +3,17 @@
     GET  /              the drawing page (static HTML/JS/CSS from this package, no network): it
                         preprocesses and predicts in the browser (mnist.js), with the weights
                         from /model.js; the same page as ``export --format web``
-    POST /api/predict   an image upload (multipart field ``image``) or JSON {"pixels": [...]}
+    POST /api/predict   an image upload (multipart field ``image``) or JSON {"pixels": [...]}: an
+                        answer (state, label, calibrated probabilities, digit-likeness, message);
+                        ``?explain=true`` adds the evidence map of the answer against the runner-up
     GET  /api/health    {"status": "ok"}
     GET  /api/model     dataset, classes, transform, metrics, created, parameters
     GET  /api/docs      the API's documentation (Swagger UI from local files: works offline)
 
 Uploads go through :func:`mnist_logreg.preprocess.preprocess`; JSON pixels (784 numbers or
-28x28, in [0, 1], or 0..255) are taken as already in MNIST form. Errors are JSON
+28x28, in [0, 1], or 0..255) are taken as already in MNIST form. Answers are
+:class:`mnist_logreg.answers.Answer`'s: blank and too-small inputs are answers too (200, state
+"blank" / "too-small", no label), as on the page. Errors are JSON
 ``{"error": "..."}`` with a 4xx status; bodies over ``max_body_bytes`` get 413 before they
 are read whole.
 """
@@ -111,26 +115,26 @@ class _Decoder:
     def __init__(self):
         self.slots, self.waiting = asyncio.Semaphore(PREPROCESS_SLOTS), 0
 
-    async def __call__(self, data: bytes, name: str):
+    async def __call__(self, work, data: bytes, name: str):
         from starlette.concurrency import run_in_threadpool
 
         from ..errors import ImageError
-        from ..preprocess import preprocess
 
         if self.waiting >= PREPROCESS_QUEUE:
             raise _Refusal(503, "busy: too many images in the queue; retry shortly", {"Retry-After": "1"})
         self.waiting += 1
         try:
             async with self.slots:
-                return await run_in_threadpool(preprocess, data, name)
+                return await run_in_threadpool(work, data, name)
         except ImageError as e:
             raise _Refusal(422, str(e)) from None
         finally:
             self.waiting -= 1
 
 
-async def _uploaded_image(request, decode: _Decoder):
-    """The 28x28 input from a multipart upload (field ``image``, or ``file``)."""
+async def _uploaded_image(request, decode: _Decoder, work):
+    """``work(data, name)`` (preprocessing and the answer, in a worker thread) for a multipart
+    upload (field ``image``, or ``file``)."""
     from starlette.requests import ClientDisconnect
 
     try:
@@ -142,7 +146,7 @@ async def _uploaded_image(request, decode: _Decoder):
     upload = form.get("image") or form.get("file")
     if upload is None or isinstance(upload, str):
         raise _Refusal(422, "multipart body needs a file field named 'image'")
-    return await decode(await upload.read(), upload.filename or "upload")
+    return await decode(work, await upload.read(), upload.filename or "upload")
 
 
 async def _json_pixels(request):
@@ -184,20 +188,18 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     """A FastAPI app serving the model in ``checkpoint`` (loaded once, here). It keeps no state
     between requests: any number of processes can serve one port (``serve --workers N``)."""
     import numpy as np
-    import torch
     from fastapi import Request
     from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
     from fastapi_offline import FastAPIOffline
 
+    from ..answers import Predictor
     from ..checkpoint import load_checkpoint
-    from ..train import predict
     from ..web import model_info, model_js
 
     ckpt = load_checkpoint(checkpoint)
-    model = ckpt.model
+    pred = Predictor.from_checkpoint(ckpt)
     info = model_info(ckpt)
-    classes = info["classes"]
     script = model_js(ckpt)
 
     app = FastAPIOffline(title="mnist-logreg", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
@@ -207,11 +209,14 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     decode = _Decoder()
 
-    def answer(x28: np.ndarray):
-        probs = predict(model, torch.from_numpy(x28).reshape(1, 28, 28))[0]
-        label = int(probs.argmax())
-        return {"label": label, "class_name": classes[label], "probabilities": [round(float(p), 6) for p in probs],
-                "preprocessed": np.round(x28, 4).tolist()}
+    def answer(a, explain: bool) -> dict:
+        out = {**a.to_dict(), "preprocessed": None if a.input is None else np.round(a.input.astype(np.float64), 4).tolist()}
+        if explain and a.label is not None:
+            e = pred.explain(a.input)
+            out["evidence"] = {"label": e.label, "against": e.against, "bias": round(e.bias, 6),
+                               "logit_difference": round(e.logit_difference, 6),
+                               "map": np.round(e.map, 6).tolist()}
+        return out
 
     @app.get("/", include_in_schema=False)
     def index():
@@ -235,20 +240,26 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
 
     @app.post("/api/predict", summary="Classify one image", responses=_prediction_responses(),
               openapi_extra={"requestBody": PREDICT_BODY})
-    async def predict_endpoint(request: Request):
+    async def predict_endpoint(request: Request, explain: bool = False):
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
-            return answer(await _uploaded_image(request, decode))
+            return answer(await _uploaded_image(request, decode, pred.answer), explain)
         if ctype.startswith("application/json") or not ctype:
-            return answer(await _json_pixels(request))
+            return answer(pred.answer(await _json_pixels(request)), explain)
         raise _Refusal(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
                             f"or application/json {{\"pixels\": [...]}}")
 
     return app
 
 
-API_DESCRIPTION = ("Classify handwritten digits with one linear layer. Send an image (any format Pillow "
-                   "reads: it is preprocessed the way MNIST was) or 784 pixels already in MNIST form.")
+API_DESCRIPTION = ("Classify handwritten digits with one linear layer, honestly. Send an image (any format "
+                   "Pillow reads: it is preprocessed the way MNIST was) or 784 pixels already in MNIST form. Every "
+                   "answer has a state: `digit` (the calibrated probability of the top class is at least the "
+                   "model's `sure_at`), `unsure` (between `label` and `runner_up`), `not-a-digit` (unlike the "
+                   "images the model learned: `likeness` under `not_a_digit_below`), `too-small` or `blank` (no "
+                   "label). `probabilities` are calibrated on held-out images; `likeness` is the share of held-out "
+                   "training images less typical than this input. `?explain=true` adds the evidence map: for a "
+                   "linear model the logit difference of two classes is exactly a sum over pixels.")
 
 #: the two request forms of POST /api/predict, for the OpenAPI schema (the handler reads the
 #: body itself, to bound its size and depth before parsing)
@@ -269,21 +280,40 @@ PREDICT_BODY = {"required": True, "content": {
 
 
 def _prediction_responses() -> dict:
+    from typing import Literal, Optional
+
     from pydantic import BaseModel, Field
 
+    from ..answers import STATES
+
+    class Evidence(BaseModel):
+        label: int = Field(description="the class explained (the answer)")
+        against: int = Field(description="the class it is compared with (the runner-up)")
+        bias: float = Field(description="bias[label] - bias[against]")
+        logit_difference: float = Field(description="logit[label] - logit[against] = sum(map) + bias")
+        map: list[list[float]] = Field(description="28x28: (W[label] - W[against]) * the input the model read")
+
     class Prediction(BaseModel):
-        label: int = Field(description="index of the most probable class")
-        class_name: str = Field(description="its name")
-        probabilities: list[float] = Field(description="one per class, summing to 1")
-        preprocessed: list[list[float]] = Field(description="the 28x28 input the model read, in [0, 1]")
+        state: Literal[STATES] = Field(description="digit, unsure, not-a-digit, too-small or blank")
+        label: Optional[int] = Field(description="the most probable class (for not-a-digit: the closest); null "
+                                                 "for blank and too-small")
+        class_name: Optional[str] = Field(description="its name")
+        probability: Optional[float] = Field(description="its calibrated probability")
+        runner_up: Optional[int] = Field(description="the second most probable class")
+        probabilities: Optional[list[float]] = Field(description="calibrated, one per class, summing to 1")
+        likeness: Optional[float] = Field(description="share of held-out training images less typical than this "
+                                                      "one (null: the model has no likeness model)")
+        message: str = Field(description="the answer in one line, for a person")
+        preprocessed: Optional[list[list[float]]] = Field(description="the 28x28 input the model read, in [0, 1]")
+        evidence: Optional[Evidence] = Field(None, description="with ?explain=true: why label and not runner_up")
 
     class Error(BaseModel):
         error: str = Field(description="what was wrong, in one line")
 
     errors = {400: "malformed body", 408: "the body stalled", 413: "body over the size limit",
-              415: "neither multipart/form-data nor JSON", 422: "not an image, a blank image, or bad pixels",
+              415: "neither multipart/form-data nor JSON", 422: "not an image, or bad pixels",
               503: "busy: retry after the Retry-After seconds"}
-    return {200: {"model": Prediction, "description": "the prediction"},
+    return {200: {"model": Prediction, "description": "the answer"},
             **{code: {"model": Error, "description": text} for code, text in errors.items()}}
 
 

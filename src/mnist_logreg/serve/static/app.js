@@ -1,27 +1,31 @@
 // The drawing page: strokes on a canvas (undo, eraser, width), or an uploaded image, through
-// mnist.js (MNIST preprocessing and the model, in this page: no request per stroke), to the
-// bars and the 28x28 the model reads. The same page runs from the server and from a folder
-// written by `mnist-logreg export RUN --format web` (file:// included).
+// mnist.js (MNIST preprocessing, the model, its calibration and digit-likeness, in this page: no
+// request per stroke) to an honest answer: a digit, "a or b?", "not a digit", "too small" or
+// blank (answers.py's states), the calibrated bars, what the model saw and why. The same page
+// runs from the server and from a folder written by `mnist-logreg export RUN --format web`
+// (file:// included). model.js loads after this file: strokes drawn meanwhile are kept.
 "use strict";
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d", { willReadFrequently: true });
 const seen = document.getElementById("seen").getContext("2d");
+const evidence = document.getElementById("evidence").getContext("2d");
 const bars = document.getElementById("bars");
 const $ = id => document.getElementById(id);
-const model = window.MNIST_MODEL;
-const classes = (model && model.classes) || ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-const MIN_INK_SIDE = 0.15;  // a drawing smaller than this fraction of the pad: "draw a larger digit"
-const SURE = 0.5;           // below this probability for the top class: "not sure: a or b?"
+let model = null, classes = [];
 
 // The drawing is a list of items, redrawn on every change: undo pops the last one.
 let items = [];             // {kind: "stroke", color, width, points} or {kind: "image", bitmap, name, grey}
 let stroke = null, pointerId = null, multiTouch = false, eraser = false;
+let current = null;         // the answer shown
 
 function redraw() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   for (const it of items) {
-    if (it.kind === "image") {
+    if (it.kind === "failed") { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); continue; }
+    if (it.kind === "image") {  // an upload replaces what was drawn before (undo brings it back)
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(0, 0, pad.width, pad.height);
       const s = Math.min(pad.width / it.bitmap.width, pad.height / it.bitmap.height);
       const w = it.bitmap.width * s, h = it.bitmap.height * s;
       ctx.drawImage(it.bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
@@ -36,6 +40,7 @@ function redraw() {
     rest.forEach(p => ctx.lineTo(p.x, p.y));
     ctx.stroke();
   }
+  $("prompt").hidden = items.length > 0;
 }
 
 function buildBars() {
@@ -48,69 +53,122 @@ function buildBars() {
     row.querySelector(".name").textContent = c;
     bars.appendChild(row);
   });
+  $("against").innerHTML = "";
 }
 
-function drawSeen(x) {
-  const img = seen.createImageData(28, 28);
+function drawGrey(g, x) {
+  const img = g.createImageData(28, 28);
   for (let k = 0; k < 784; k++) {
-    const g = x ? Math.round(255 * Math.min(1, Math.max(0, x[k]))) : 0;
-    img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = g;
+    const v = x ? Math.round(255 * Math.min(1, Math.max(0, x[k]))) : 0;
+    img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = v;
     img.data[4 * k + 3] = 255;
   }
-  seen.putImageData(img, 0, 0);
+  g.putImageData(img, 0, 0);
 }
 
-// state: {kind: "empty" | "small" | "error" | "unsure" | "sure", message, result}
-function show(state, announce) {
-  const rows = bars.querySelectorAll(".bar");
-  const r = state.result;
-  $("predicted").textContent = state.kind === "sure" ? classes[r.label] : state.kind === "unsure" ? "?" : "–";
-  $("confidence").textContent = r && state.kind !== "error" ? `${(100 * r.probabilities[r.label]).toFixed(1)}%` : "";
-  rows.forEach((row, i) => {
-    const p = r ? r.probabilities[i] : 0;
-    row.classList.toggle("top", !!r && i === r.label);
-    row.querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
-    row.querySelector(".pct").textContent = `${(100 * p).toFixed(1)}%`;
+// The evidence map over what the model saw: red where a pixel counts for the answer, blue where
+// it counts for the class compared, the stronger the more opaque
+function drawEvidence(a) {
+  const img = evidence.createImageData(28, 28);
+  let map = null;
+  if (a && a.seen && a.label !== undefined) {
+    const against = $("against").value === "" ? a.runnerUp : +$("against").value;
+    map = Mnist.explain(model, a.seen, a.label, against).map;
+  }
+  const top = map ? Math.max(...map.map(Math.abs)) || 1 : 1;
+  for (let k = 0; k < 784; k++) {
+    const base = a && a.seen ? 40 + 60 * Math.min(1, Math.max(0, a.seen[k])) : 0;
+    const t = map ? Math.min(1, Math.abs(map[k]) / top) : 0;
+    const [r, g, b] = !map || map[k] >= 0 ? [220, 40, 40] : [40, 90, 230];
+    img.data[4 * k] = Math.round(base * (1 - t) + r * t);
+    img.data[4 * k + 1] = Math.round(base * (1 - t) + g * t);
+    img.data[4 * k + 2] = Math.round(base * (1 - t) + b * t);
+    img.data[4 * k + 3] = 255;
+  }
+  evidence.putImageData(img, 0, 0);
+}
+
+function fillAgainst(a) {
+  const sel = $("against"), keep = sel.value;
+  sel.innerHTML = "";
+  if (!a || a.label === undefined) { sel.disabled = true; return; }
+  sel.disabled = false;
+  const auto = document.createElement("option");
+  auto.value = ""; auto.textContent = `${classes[a.runnerUp]} (the runner-up)`;
+  sel.appendChild(auto);
+  classes.forEach((c, i) => {
+    if (i === a.label) return;
+    const o = document.createElement("option");
+    o.value = String(i); o.textContent = c;
+    sel.appendChild(o);
   });
-  drawSeen(r ? r.input : null);
-  const status = $("status");
-  status.classList.toggle("error", state.kind === "error");
-  status.classList.toggle("visually-hidden", state.kind === "sure");  // said aloud; the digit shows it
-  if (announce || state.kind === "error" || state.kind === "empty") status.textContent = state.message || "";
+  sel.value = keep !== "" && +keep !== a.label && keep < classes.length ? keep : "";
 }
 
-function classify(grey, w, h) {
-  if (!model) return { kind: "error", message: "The model did not load (model.js is missing or broken)." };
-  let x;
-  try { x = Mnist.preprocess(grey, w, h); } catch (e) {
-    if (e instanceof Mnist.ImageError) return { kind: "empty", message: "" };
+const pct = p => `${(100 * p).toFixed(1)}%`;
+
+// The big answer, its confidence line, the bars and the pictures, for one state
+function show(a, announce) {
+  const state = a ? a.state : "empty";
+  current = a;
+  $("result").dataset.state = state;
+  const c = i => classes[i];
+  const has = a && a.probabilities;
+  $("predicted").textContent = {
+    digit: () => c(a.label), unsure: () => `${c(a.label)} or ${c(a.runnerUp)}?`,
+    "not-a-digit": () => (model.noun === "digit" ? "Not a digit" : "Not one of these"),
+    "too-small": () => "Too small", blank: () => "–", empty: () => "–", error: () => "–", loading: () => "–",
+  }[state]();
+  $("confidence").textContent = {
+    digit: () => `${pct(a.probabilities[a.label])} sure`,
+    unsure: () => `${pct(a.probabilities[a.label])} or ${pct(a.probabilities[a.runnerUp])}`,
+    "not-a-digit": () => `closest: ${c(a.label)}`,
+  }[state]?.() ?? "";
+  bars.querySelectorAll(".bar").forEach((row, i) => {
+    const p = has ? a.probabilities[i] : 0;
+    row.classList.toggle("top", !!has && i === a.label);
+    row.querySelector(".fill").style.width = pct(p);
+    row.querySelector(".pct").textContent = pct(p);
+  });
+  $("likeness").textContent = a && a.likeness !== undefined && a.likeness !== null
+    ? `Digit-likeness ${pct(a.likeness)}: it looks more like ${model.noun === "digit" ? "a digit" : "the training images"} ` +
+      `than ${pct(a.likeness)} of real ones` : (a && has && model.trust === null ? "No calibration or digit-likeness in this model: the bars are its plain softmax" : "");
+  drawGrey(seen, a && a.seen ? a.seen : null);
+  fillAgainst(a && a.label !== undefined && a.seen ? a : null);
+  drawEvidence(a);
+  $("evidence-label").textContent = a && a.label !== undefined && a.seen
+    ? `Why ${c(a.label)}: red pixels count for it, blue for` : "Why: red pixels count for the answer, blue for";
+  const status = $("status");
+  status.classList.toggle("error", state === "error");
+  status.classList.toggle("visually-hidden", state === "digit");  // said aloud; the digit shows it
+  if (announce || state === "error" || state === "empty") status.textContent = a && a.message ? sentence(a) : "";
+}
+
+function sentence(a) {  // an answer as a sentence; an error keeps its file name as it is
+  const m = a.message;
+  return a.state === "error" ? m + "." : m.charAt(0).toUpperCase() + m.slice(1) + ".";
+}
+
+function answerFor(grey, w, h) {
+  try { return Mnist.answer(model, grey, w, h); } catch (e) {
+    if (e instanceof Mnist.ImageError) return { state: "error", message: e.message };
     throw e;
   }
-  const { input, probabilities } = Mnist.predict(model, x);
-  const order = probabilities.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]);
-  const result = { label: order[0][1], probabilities, input };
-  if (order[0][0] < SURE) {
-    const [a, b] = [classes[order[0][1]], classes[order[1][1]]];
-    return { kind: "unsure", result, message: `Not sure: ${a} or ${b}?` };
-  }
-  return { kind: "sure", result, message: `Prediction: ${classes[result.label]}, ${(100 * order[0][0]).toFixed(1)}%` };
 }
 
-// The pad as drawn, or, while an upload is shown untouched, the uploaded image itself
-function predict(announce) {
+// The pad as drawn, or, while an upload is shown untouched, the uploaded image itself. While
+// the pen is down, "too small" is not said: every drawing starts small.
+function predict(announce, drawing) {
+  if (!model) return;
   const last = items[items.length - 1];
-  if (last && last.kind === "image") return show(classify(last.grey, last.w, last.h), announce);
-  const { data } = ctx.getImageData(0, 0, pad.width, pad.height);
-  const grey = Mnist.greyFromRGBA(data, pad.width, pad.height);
-  let y0 = pad.height, y1 = -1, x0 = pad.width, x1 = -1;
-  for (let y = 0; y < pad.height; y++) for (let x = 0; x < pad.width; x++) {
-    if (grey[y * pad.width + x] < 128) { y0 = Math.min(y0, y); y1 = Math.max(y1, y); x0 = Math.min(x0, x); x1 = Math.max(x1, x); }
-  }
-  if (y1 < 0) return show({ kind: "empty", message: items.length ? "The pad is blank." : "" }, announce);
-  if (Math.max(y1 - y0, x1 - x0) + 1 < MIN_INK_SIDE * pad.width) {
-    return show({ kind: "small", message: "Draw a larger digit: this is too small to read." }, true);
-  }
-  show(classify(grey, pad.width, pad.height), announce);
+  if (!items.length || last.kind === "failed") return show(null, announce);
+  let a;
+  if (last.kind === "image") a = answerFor(last.grey, last.w, last.h);
+  else a = answerFor(Mnist.greyFromRGBA(ctx.getImageData(0, 0, pad.width, pad.height).data, pad.width, pad.height),
+                     pad.width, pad.height);
+  if (drawing && a.state === "too-small") return;
+  if (a.state === "blank" && last.kind !== "image") a.message = "the pad is blank";
+  show(a, announce);
 }
 
 function point(e) {
@@ -135,9 +193,9 @@ pad.addEventListener("pointerdown", e => {
   items.push(stroke);
   $("source").textContent = "";
   redraw();
-  predict(false);
+  predict(false, true);
 });
-let frame = 0;  // at most one live prediction per displayed frame (about 15 ms each here)
+let frame = 0;  // at most one live prediction per displayed frame
 pad.addEventListener("pointermove", e => {
   if (e.pointerId !== pointerId || !stroke) return;
   stroke.points.push(point(e));
@@ -146,7 +204,7 @@ pad.addEventListener("pointermove", e => {
     frame = 0;
     if (!stroke) return;
     redraw();
-    predict(false);  // live: the bars follow the pen
+    predict(false, true);  // live: the bars follow the pen
   });
 });
 function endPointer(e) {
@@ -163,7 +221,8 @@ pad.addEventListener("contextmenu", e => e.preventDefault());
 function undo() {
   if (!items.length) return;
   items.pop();
-  $("source").textContent = items.length && items[items.length - 1].kind === "image" ? $("source").dataset.name : "";
+  const last = items[items.length - 1];
+  $("source").textContent = last && last.kind === "image" ? `Showing the uploaded image ${last.name}` : "";
   redraw();
   predict(true);
 }
@@ -172,7 +231,7 @@ function clearPad() {
   items = []; stroke = null; pointerId = null; multiTouch = false; down.clear();
   $("source").textContent = "";
   redraw();
-  show({ kind: "empty", message: "" }, true);
+  show(null, true);
 }
 
 $("undo").addEventListener("click", undo);
@@ -181,18 +240,22 @@ $("eraser").addEventListener("click", () => {
   eraser = !eraser;
   $("eraser").setAttribute("aria-pressed", String(eraser));
 });
+$("against").addEventListener("change", () => { if (current) drawEvidence(current); });
 document.addEventListener("keydown", e => {
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); undo(); }
 });
 
 // An upload is shown in the pad (plainly labelled) and read at its own resolution, as the
-// Python preprocessing reads a file; drawing on it makes the pad the input again.
+// Python preprocessing reads a file. A failed upload clears the pad, so that no old drawing
+// stands beside the error; undo brings back what was there.
 async function upload(file) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(file);
   } catch (e) {
-    show({ kind: "error", message: `${file.name}: not an image this browser can read.` }, true);
+    items.push({ kind: "failed" });
+    redraw();
+    show({ state: "error", message: `${file.name}: ${file.size ? "not an image this browser can read" : "empty file"}` }, true);
     return;
   }
   const c = document.createElement("canvas");
@@ -201,11 +264,12 @@ async function upload(file) {
   g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height);  // transparency onto white
   g.drawImage(bitmap, 0, 0);
   const grey = Mnist.greyFromRGBA(g.getImageData(0, 0, c.width, c.height).data, c.width, c.height);
-  items = [{ kind: "image", bitmap, name: file.name, grey, w: c.width, h: c.height }];
-  $("source").dataset.name = $("source").textContent = `Showing the uploaded image ${file.name}`;
+  items.push({ kind: "image", bitmap, name: file.name, grey, w: c.width, h: c.height });
+  $("source").textContent = `Showing the uploaded image ${file.name}`;
   redraw();
-  const state = classify(grey, c.width, c.height);
-  show(state.kind === "empty" ? { kind: "error", message: `${file.name}: blank image (no ink found).` } : state, true);
+  const a = answerFor(grey, c.width, c.height);
+  if (a.state === "blank") a.message = `${file.name}: blank image (no ink found)`;
+  show(a, true);
 }
 $("upload").addEventListener("change", e => {
   const file = e.target.files[0];
@@ -213,12 +277,30 @@ $("upload").addEventListener("change", e => {
   if (file) upload(file);
 });
 
-if (model) {
+// -- the model: model.js loads after this file -------------------------------------------
+function modelReady() {
+  model = window.MNIST_MODEL || null;
+  document.body.classList.remove("loading");
+  if (!model) {
+    $("model-info").textContent = "The model did not load.";
+    show({ state: "error", message: "The model did not load (model.js is missing or broken)" }, true);
+    return;
+  }
+  classes = model.classes || ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
   const acc = model.metrics && model.metrics.test_acc;
-  $("model-info").textContent = `${model.dataset} · one nn.Linear(784, 10), ${model.parameters.toLocaleString("en")} ` +
-    `parameters · transform: ${model.transform}` + (acc ? ` · test accuracy ${(100 * acc).toFixed(2)}%` : "");
+  $("model-info").textContent = `A linear model trained on ${model.dataset}` +
+    (acc ? `, ${(100 * acc).toFixed(1)}% right on its test images` : "") +
+    (model.trust ? "; it says when it is unsure or when a drawing is not a digit" : "");
   if (model.transform !== "none") $("seen-label").textContent = `What the model saw (28×28, after ${model.transform})`;
+  buildBars();
+  predict(true);  // whatever was drawn while the model loaded
 }
-buildBars();
-clearPad();
-if (!model) show({ kind: "error", message: "The model did not load (model.js is missing or broken)." }, true);
+
+const script = $("model-script");
+if (window.MNIST_MODEL) modelReady();
+else {
+  script.addEventListener("load", modelReady);
+  script.addEventListener("error", modelReady);
+}
+redraw();
+show({ state: "loading", message: "" }, false);

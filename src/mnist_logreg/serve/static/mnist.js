@@ -169,7 +169,10 @@
   class ImageError extends Error {}
 
   // grey: 0..255 values, row-major, w x h -> Float32Array(784) in [0, 1], or throws ImageError
-  function preprocess(grey, w, h) {
+  function preprocess(grey, w, h) { return preprocessWithExtent(grey, w, h).input; }
+
+  // preprocess, and the ink's extent: its bounding box's longer side over the picture's
+  function preprocessWithExtent(grey, w, h) {
     if (w * h === 0) throw new ImageError("empty image");
     if (Math.max(w, h) > WORK_SIZE) ({ grey, w, h } = reduce(grey, w, h, Math.ceil(Math.max(w, h) / WORK_SIZE)));
     const n = w * h;
@@ -203,6 +206,7 @@
     }
     if (y1 < 0) throw new ImageError(blank);
     const ch = y1 - y0 + 1, cw = x1 - x0 + 1, crop = new Float32Array(ch * cw);
+    const extent = Math.max(ch, cw) / Math.max(w, h);
     for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = norm[(y0 + y) * w + x0 + x];
     const scale = BOX / Math.max(ch, cw);
     const nw = Math.max(1, roundHalfEven(cw * scale)), nh = Math.max(1, roundHalfEven(ch * scale));
@@ -223,7 +227,7 @@
       const v = Math.fround(out[i] / mx);
       out[i] = Math.fround(roundHalfEven(Math.fround(v * 255)) / 255);
     }
-    return out;
+    return { input: out, extent };
   }
 
   // transforms.deskew for one 28x28 image: shear by the moments, centre of mass to (14, 14),
@@ -256,19 +260,205 @@
     cbrt: x => Float32Array.from(x, v => Math.cbrt(Math.max(0, v))),
   };
 
-  // model = {weights: [10][784], bias: [10], transform, classes}: the input the model reads
-  // (after its transform) and the class probabilities
+  // -- the model as model.js carries it (web.py): base64 arrays, decoded once per object ------
+  const unpacked = new WeakMap();
+
+  function bytes(b64) {
+    const s = atob(b64), u = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+    return u;
+  }
+  const f32 = b64 => new Float32Array(bytes(b64).buffer);
+  function half(h) {  // an IEEE 754 half-precision number
+    const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e === 0) return sign * m * 2 ** -24;
+    if (e === 31) return m ? NaN : sign * Infinity;
+    return sign * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  const f16 = b64 => Float64Array.from(new Uint16Array(bytes(b64).buffer), half);
+
+  function unpack(model) {
+    let m = unpacked.get(model);
+    if (m) return m;
+    const classes = model.classes || ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    let weights = model.weights, bias = model.bias;
+    if (typeof weights === "string") {
+      const flat = f32(weights);
+      weights = classes.map((_, k) => flat.subarray(784 * k, 784 * (k + 1)));
+    }
+    if (typeof bias === "string") bias = Array.from(f32(bias));
+    const t = model.trust || null, L = t && t.likeness;
+    const likeness = L ? {
+      k: L.k, d: L.k + 3, mean: f16(L.mean), basis: f16(L.basis), centres: f16(L.centres), whiten: f16(L.whiten),
+      logDet: f16(L.log_det), noise: L.noise, table: f32(L.table), blur: L.blur, ink: L.ink } : null;
+    m = { weights, bias, classes, transform: model.transform || "none", trust: t, likeness, rules: model.rules,
+          noun: model.noun || "digit" };
+    unpacked.set(model, m);
+    return m;
+  }
+
+  // model.js's model: the input the model reads (after its transform), its logits and the
+  // plain softmax probabilities
   function predict(model, x) {
-    const input = TRANSFORMS[model.transform || "none"](x);
-    const logits = model.bias.map((b, k) => {
+    const m = unpack(model);
+    const input = TRANSFORMS[m.transform](x);
+    const logits = m.bias.map((b, k) => {
       let s = b;
-      const w = model.weights[k];
+      const w = m.weights[k];
       for (let i = 0; i < input.length; i++) s += w[i] * input[i];
       return s;
     });
-    const m = Math.max(...logits), e = logits.map(v => Math.exp(v - m)), z = e.reduce((p, q) => p + q, 0);
-    return { input, probabilities: e.map(v => v / z) };
+    const top = Math.max(...logits), e = logits.map(v => Math.exp(v - top)), z = e.reduce((p, q) => p + q, 0);
+    return { input, logits, probabilities: e.map(v => v / z) };
   }
 
-  global.Mnist = { preprocess, predict, greyFromRGBA, deskew, ImageError, roundHalfEven, TRANSFORMS };
+  // -- trust.py in the page: the digit-likeness and the calibration ---------------------------
+  // trust.likeness_features: deskew, then the separable blur (zeros beyond the border)
+  function blur(img, g) {
+    const tmp = new Float64Array(784), out = new Float64Array(784);
+    for (let r = 0; r < SIDE; r++) for (let c = 0; c < SIDE; c++) {
+      let s = 0;
+      for (let t = -3; t <= 3; t++) if (r + t >= 0 && r + t < SIDE) s += g[t + 3] * img[(r + t) * SIDE + c];
+      tmp[r * SIDE + c] = s;
+    }
+    for (let r = 0; r < SIDE; r++) for (let c = 0; c < SIDE; c++) {
+      let s = 0;
+      for (let t = -3; t <= 3; t++) if (c + t >= 0 && c + t < SIDE) s += tmp[r * SIDE + c + t] * g[t + 3];
+      out[r * SIDE + c] = s;
+    }
+    return out;
+  }
+
+  // trust.extent_features: rows and columns the ink spans, total ink
+  function extents(x, ink) {
+    let r0 = SIDE, r1 = -1, c0 = SIDE, c1 = -1, total = 0;
+    for (let r = 0; r < SIDE; r++) for (let c = 0; c < SIDE; c++) {
+      const v = x[r * SIDE + c];
+      total += v;
+      if (v > ink) { r0 = Math.min(r0, r); r1 = Math.max(r1, r); c0 = Math.min(c0, c); c1 = Math.max(c1, c); }
+    }
+    return [Math.max(0, r1 - r0 + 1), Math.max(0, c1 - c0 + 1), total];
+  }
+
+  // trust.Likeness.score: the closest class's Gaussian on the components, plus the distance outside
+  function likenessScore(lk, x) {
+    const f = blur(deskew(x), lk.blur), { k, d } = lk;
+    const diff = new Float64Array(784);
+    let total = 0, inside = 0;
+    for (let i = 0; i < 784; i++) { diff[i] = f[i] - lk.mean[i]; total += diff[i] * diff[i]; }
+    const z = new Float64Array(d);
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let i = 0, row = 784 * j; i < 784; i++) s += lk.basis[row + i] * diff[i];
+      z[j] = s; inside += s * s;
+    }
+    z.set(extents(x, lk.ink), k);
+    const tri = d * (d + 1) / 2, classes = lk.logDet.length;
+    let closest = Infinity;
+    for (let c = 0; c < classes; c++) {
+      let q = lk.logDet[c], p = c * tri;
+      for (let r = 0; r < d; r++) {
+        let s = 0;
+        for (let j = 0; j <= r; j++) s += lk.whiten[p + j] * (z[j] - lk.centres[c * d + j]);
+        p += r + 1; q += s * s;
+      }
+      closest = Math.min(closest, q);
+    }
+    return -0.5 * (closest + Math.max(0, total - inside) / lk.noise);
+  }
+
+  // trust.Likeness.of_score: the share of the held-out table at or below the score
+  function likenessOf(lk, score) {
+    let lo = 0, hi = lk.table.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (lk.table[mid] <= score) lo = mid + 1; else hi = mid; }
+    return lo / lk.table.length;
+  }
+
+  // trust.Calibrator: temperature, then top-label Platt scaling with the likeness
+  function calibrate(t, logits, like) {
+    const T = t ? t.temperature : 1, a = t ? t.a : 1, b = t ? t.b : 0, c = t ? t.c : 0;
+    const z = logits.map(v => v / T);
+    let top = 0;
+    for (let i = 1; i < z.length; i++) if (z[i] > z[top]) top = i;
+    let m = -Infinity;
+    z.forEach((v, i) => { if (i !== top) m = Math.max(m, v); });
+    const e = z.map((v, i) => (i === top ? 0 : Math.exp(v - m))), sum = e.reduce((p, q) => p + q, 0);
+    let u = a * (z[top] - (m + Math.log(sum))) + b;
+    if (c && like !== null) u += c * Math.log(Math.min(Math.max(like, 1 / t.levels), t.unusual) / t.unusual);
+    const share = e.map(v => v / sum), q2 = Math.max(...share);
+    const pTop = Math.max(1 / (1 + Math.exp(-u)), q2 / (1 + q2));
+    return share.map((v, i) => (i === top ? pTop : v * (1 - pTop)));
+  }
+
+  // -- answers.py in the page: one state per input ------------------------------------------
+  function decide(rules, probabilities, like, top) {
+    const order = probabilities.map((p, i) => [p, i]).sort((p, q) => q[0] - p[0] || p[1] - q[1]).map(o => o[1]);
+    if (top === undefined) top = order[0];
+    const second = order.find(i => i !== top) ?? top;
+    if (like !== null && like < rules.not_a_digit_below) return ["not-a-digit", top, second];
+    if (probabilities[top] < rules.sure_at || (like !== null && like < rules.unusual_below)) return ["unsure", top, second];
+    return ["digit", top, second];
+  }
+
+  // answers.Answer.message
+  function message(a, classes, noun, rules) {
+    const pct = p => `${(100 * p).toFixed(1)}%`;
+    if (a.state === "blank") return "blank: no ink found";
+    if (a.state === "too-small") return `too small to read: draw or crop the ${noun} larger`;
+    if (a.state === "not-a-digit") {
+      return `${noun === "digit" ? "not a digit" : "unlike the images it learned"}: stranger than ` +
+        `${(100 * (1 - a.likeness)).toFixed(1)}% of real ${noun}s (closest: ${classes[a.label]})`;
+    }
+    const top = `${classes[a.label]} (${pct(a.probabilities[a.label])})`;
+    if (a.state === "unsure") {
+      const why = a.likeness !== null && a.likeness < rules.unusual_below ? ` (unusual for a ${noun})` : "";
+      return `unsure${why}: ${top} or ${classes[a.runnerUp]} (${pct(a.probabilities[a.runnerUp])})`;
+    }
+    return top;
+  }
+
+  // answers.Predictor.answers for one input in MNIST form (784 values in [0, 1])
+  function answerPixels(model, x) {
+    const m = unpack(model);
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < x.length; i++) { lo = Math.min(lo, x[i]); hi = Math.max(hi, x[i]); }
+    if (hi - lo < m.rules.blank_contrast) return finish(m, { state: "blank", input: x });
+    const r = predict(model, x);
+    const like = m.likeness ? likenessOf(m.likeness, likenessScore(m.likeness, x)) : null;
+    const probabilities = calibrate(m.trust, r.logits, like);
+    const top = r.logits.indexOf(Math.max(...r.logits));  // the calibration keeps it on top
+    const [state, label, runnerUp] = decide(m.rules, probabilities, like, top);
+    return finish(m, { state, label, runnerUp, probabilities, likeness: like, input: x, seen: r.input,
+                       logits: r.logits, raw: r.probabilities });
+  }
+
+  // answers.Predictor.answer for a picture: blank, too small, or the model's answer
+  function answer(model, grey, w, h) {
+    const m = unpack(model);
+    let pre;
+    try { pre = preprocessWithExtent(grey, w, h); } catch (e) {
+      if (e instanceof ImageError && /blank/.test(e.message)) return finish(m, { state: "blank" });
+      throw e;
+    }
+    if (pre.extent < m.rules.min_ink_side) return finish(m, { state: "too-small", input: pre.input });
+    return answerPixels(model, pre.input);
+  }
+
+  function finish(m, a) {
+    a.message = message(a, m.classes, m.noun, m.rules);
+    return a;
+  }
+
+  // answers.Predictor.explain: (W_label - W_against) * what the model read, pixel by pixel;
+  // its sum plus the bias difference is the logit difference
+  function explain(model, seen, label, against) {
+    const m = unpack(model), wa = m.weights[label], wb = m.weights[against];
+    const map = new Float64Array(784);
+    for (let i = 0; i < 784; i++) map[i] = (wa[i] - wb[i]) * seen[i];
+    return { map, bias: m.bias[label] - m.bias[against] };
+  }
+
+  global.Mnist = { preprocess, preprocessWithExtent, predict, greyFromRGBA, deskew, ImageError, roundHalfEven,
+                   TRANSFORMS, unpack, likenessScore, likenessOf, calibrate, decide, message, answer, answerPixels,
+                   explain };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -1,0 +1,236 @@
+"""One prediction, honestly: what the answer is, how sure the tool is, and why.
+
+Every place that shows a prediction (``predict``, the REST API, the drawing page, the static
+site) gives one of five answer states, declared here once (``serve/static/mnist.js`` mirrors
+them from the values ``model.js`` carries; ``tests/test_web.py`` checks the two agree):
+
+=============  ==============================================================================
+``digit``      the top class, sure enough: its calibrated probability is at least ``SURE_AT``
+``unsure``     the top class's calibrated probability is under ``SURE_AT``: "a or b?"; or the
+               input is unusual (digit-likeness under ``UNUSUAL_BELOW``): the 5% least
+               digit-like held-out digits are answered right only 60-76% of the time, whatever
+               the model's confidence (bench/honesty.py), so such an answer is a guess
+``not-a-digit``  unlike the images the model learned: digit-likeness under ``NOT_A_DIGIT_BELOW``
+               (for a dataset of other things, "unlike its training images")
+``too-small``  the ink's extent is under ``MIN_INK_SIDE`` of the picture's longer side
+``blank``      no ink at all
+=============  ==============================================================================
+
+The probabilities are calibrated (:class:`mnist_logreg.trust.Calibrator`) and the likeness is
+:class:`mnist_logreg.trust.Likeness`'s, both fitted at training time. A checkpoint without them
+(written before they existed, or a notebook ``state_dict``) answers with the plain softmax and
+``likeness`` None: it cannot say "not a digit", and says so in its messages.
+
+*Why*: for a linear model the difference of two logits is exactly a sum over pixels,
+``z_a - z_b = sum_i (W_a,i - W_b,i) * x_i + (b_a - b_b)`` with ``x`` the input the model read
+(after its transform). :meth:`Predictor.explain` returns that map; the page draws it over
+"what the model saw".
+
+Examples
+--------
+>>> import numpy as np
+>>> from mnist_logreg import MnistModel
+>>> p = Predictor(MnistModel())
+>>> p.answer(np.zeros((28, 28), np.float32)).state
+'blank'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+STATES = ("digit", "unsure", "not-a-digit", "too-small", "blank")
+SURE_AT = 0.7              # calibrated probability of the top class for a definite answer (bench/honesty.py)
+NOT_A_DIGIT_BELOW = 0.01   # digit-likeness under which the answer is "not a digit" (1% of real digits)
+UNUSUAL_BELOW = 0.05       # digit-likeness under which an answer is a guess at best: "unsure"
+MIN_INK_SIDE = 0.15        # ink extent (longer side) under this fraction of the picture: too small
+BLANK_CONTRAST = 0.08      # an input whose pixels span less than this holds no ink (preprocess's rule)
+DIGIT_DATASETS = ("mnist", "kaggle-csv", "emnist-digits", "qmnist", "usps")
+RULES = {"states": list(STATES), "sure_at": SURE_AT, "not_a_digit_below": NOT_A_DIGIT_BELOW,
+         "unusual_below": UNUSUAL_BELOW, "min_ink_side": MIN_INK_SIDE, "blank_contrast": BLANK_CONTRAST}
+
+
+@dataclass
+class Answer:
+    """One answer. ``label`` is the top class (for ``not-a-digit``: the closest one), None for
+    ``blank`` and ``too-small``; ``probabilities`` are calibrated; ``likeness`` is None when the
+    model has no likeness model; ``input`` is the 28x28 the model read (before its transform)."""
+
+    state: str
+    label: int | None = None
+    runner_up: int | None = None
+    probabilities: list | None = None
+    likeness: float | None = None
+    classes: tuple = tuple(str(i) for i in range(10))
+    noun: str = "digit"
+    input: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def probability(self) -> float | None:
+        return None if self.label is None else self.probabilities[self.label]
+
+    @property
+    def message(self) -> str:
+        """One line for a person."""
+        c = self.classes
+        if self.state == "blank":
+            return "blank: no ink found"
+        if self.state == "too-small":
+            return f"too small to read: draw or crop the {self.noun} larger"
+        if self.state == "not-a-digit":
+            what = "not a digit" if self.noun == "digit" else "unlike the images it learned"
+            return (f"{what}: stranger than {100 * (1 - self.likeness):.1f}% of real {self.noun}s "
+                    f"(closest: {c[self.label]})")
+        top = f"{c[self.label]} ({100 * self.probability:.1f}%)"
+        if self.state == "unsure":
+            why = f" (unusual for a {self.noun})" if self.likeness is not None and self.likeness < UNUSUAL_BELOW else ""
+            return f"unsure{why}: {top} or {c[self.runner_up]} ({100 * self.probabilities[self.runner_up]:.1f}%)"
+        return top
+
+    def to_dict(self) -> dict:
+        """The JSON form (``predict --json``, the REST API)."""
+        c = self.classes
+        return {"state": self.state, "label": self.label, "class_name": None if self.label is None else c[self.label],
+                "probability": None if self.label is None else round(self.probability, 6),
+                "runner_up": self.runner_up, "probabilities": None if self.probabilities is None
+                else [round(p, 6) for p in self.probabilities],
+                "likeness": None if self.likeness is None else round(self.likeness, 4), "message": self.message}
+
+
+def decide(probabilities, likeness=None, top: int | None = None) -> tuple[str, int, int]:
+    """The state of an input with ink, from its calibrated probabilities and likeness:
+    (state, top class, runner-up). ``top``: the class of the largest logit (the calibration
+    keeps it on top, at worst tied with the runner-up); by default the most probable class."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    order = [int(i) for i in np.argsort(-p, kind="stable")]
+    top = order[0] if top is None else int(top)
+    second = next((i for i in order if i != top), top)
+    if likeness is not None and likeness < NOT_A_DIGIT_BELOW:
+        return "not-a-digit", top, second
+    if p[top] < SURE_AT or (likeness is not None and likeness < UNUSUAL_BELOW):
+        return "unsure", top, second
+    return "digit", top, second
+
+
+@dataclass
+class Evidence:
+    """Why ``label`` and not ``against``: ``map[r, c] = (W_label - W_against)[r, c] * x[r, c]``
+    over the input the model read; ``map.sum() + bias == logit_difference``."""
+
+    label: int
+    against: int
+    map: np.ndarray
+    bias: float
+    logit_difference: float
+
+
+def noun_for(dataset: str) -> str:
+    """What the model's inputs are, in its messages: "digit" for the digit datasets."""
+    return "digit" if dataset in DIGIT_DATASETS else "image"
+
+
+class Predictor:
+    """A model with its calibration and digit-likeness, answering for images.
+
+    ``Predictor.load(path)`` takes a run folder, a checkpoint or a notebook ``state_dict``;
+    :meth:`answer` takes any image (a path, bytes, a PIL image, or a 2-D array: 28x28 arrays are
+    taken as already in MNIST form, anything else is preprocessed the way MNIST was)."""
+
+    def __init__(self, model, trust=None, classes=None, dataset: str = "mnist"):
+        from .trust import Calibrator
+
+        self.model = model.eval()
+        self.calibrator = trust.calibrator if trust is not None else Calibrator()
+        self.likeness_model = trust.likeness if trust is not None else None
+        self.classes = tuple(classes) if classes else tuple(str(i) for i in range(10))
+        self.noun = noun_for(dataset)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt) -> "Predictor":
+        return cls(ckpt.model, ckpt.trust, ckpt.classes, ckpt.dataset)
+
+    @classmethod
+    def load(cls, path) -> "Predictor":
+        from .checkpoint import load_checkpoint
+        return cls.from_checkpoint(load_checkpoint(path))
+
+    @property
+    def calibrated(self) -> bool:
+        return self.likeness_model is not None
+
+    # -- answers -------------------------------------------------------------------------------
+    def answer(self, image, name: str | None = None) -> Answer:
+        """The answer for one image: blank, too small, or the model's (see :data:`STATES`)."""
+        from .errors import ImageError
+        from .preprocess import preprocess_with_extent
+
+        if isinstance(image, (np.ndarray, torch.Tensor)) and tuple(image.shape[-2:]) == (28, 28):
+            return self.answers(torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, 784))[0]
+        try:
+            x, extent = preprocess_with_extent(image, name)
+        except ImageError as e:
+            if "blank" not in str(e):
+                raise
+            return Answer("blank", classes=self.classes, noun=self.noun)
+        if extent < MIN_INK_SIDE:
+            return Answer("too-small", classes=self.classes, noun=self.noun, input=x)
+        return self.answers(torch.from_numpy(x).reshape(1, 784))[0]
+
+    def answers(self, x: torch.Tensor) -> list[Answer]:
+        """Answers for inputs already in MNIST form: (n, 784) or (n, 28, 28), uint8 or float in
+        [0, 1]. An input whose pixels span less than BLANK_CONTRAST is blank."""
+        x = x.reshape(len(x), 784)
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        likes = self.likeness(x)
+        with torch.no_grad():
+            logits = self.model(x)
+        probs, tops = self.calibrator(logits, likes), logits.argmax(1)
+        out = []
+        for i in range(len(x)):
+            xi = x[i].reshape(28, 28).numpy()
+            if float(x[i].max() - x[i].min()) < BLANK_CONTRAST:
+                out.append(Answer("blank", classes=self.classes, noun=self.noun, input=xi))
+                continue
+            p = probs[i].tolist()
+            like = None if likes is None else float(likes[i])
+            state, top, second = decide(p, like, int(tops[i]))
+            out.append(Answer(state, top, second, p, like, self.classes, self.noun, xi))
+        return out
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities, (n, K) float64, for (n, 784) inputs in [0, 1]."""
+        x = x.reshape(len(x), 784).float()
+        return self.calibrator(self.model(x), self.likeness(x) if self.calibrator.c else None)
+
+    @torch.no_grad()
+    def likeness(self, x: torch.Tensor):
+        """The digit-likeness of each input in [0, 1], or None without a likeness model."""
+        if self.likeness_model is None:
+            return None
+        return self.likeness_model.likeness(x.reshape(len(x), 784).float())
+
+    # -- why -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def explain(self, x, label: int | None = None, against: int | None = None) -> Evidence:
+        """The evidence map of ``label`` (default: the top class) against ``against`` (default:
+        the runner-up) for one input in MNIST form (28x28 or 784 values in [0, 1])."""
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, 784)
+        logits = self.model(x)[0]
+        order = logits.argsort(descending=True).tolist()
+        label = order[0] if label is None else int(label)
+        against = next(c for c in order if c != label) if against is None else int(against)
+        if label == against:
+            raise ValueError("label and against must be two different classes")
+        seen = _model_input(self.model, x)[0]
+        W, b = self.model.linear.weight, self.model.linear.bias
+        emap = ((W[label] - W[against]).double() * seen.double()).reshape(28, 28).numpy()
+        return Evidence(label, against, emap, float(b[label] - b[against]), float(logits[label] - logits[against]))
+
+
+def _model_input(model, x: torch.Tensor) -> torch.Tensor:
+    """What the linear layer reads: ``x`` after the model's transform."""
+    from .transforms import apply
+    return apply(getattr(model, "transform", "none"), x.reshape(len(x), 784))
