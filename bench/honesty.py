@@ -125,7 +125,8 @@ def calibration_rows(name, run, test) -> list:
     c = pred.calibrator
     rows = []
     for what, probs in (("softmax", torch.softmax(logits.double(), 1)),
-                        ("temperature only", Calibrator(c.temperature)(logits)), ("temperature + Platt", c(logits))):
+                        ("temperature only", Calibrator(c.temperature)(logits)),
+                        ("temperature + Platt (with the likeness: the tool's)", pred.probabilities(test.features()))):
         cal = calibration(probs, test.labels)
         rows.append(f"| {name} | {what} | {cal['ece'] * 100:.2f}% | {cal['nll']:.4f} |")
     return rows

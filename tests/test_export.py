@@ -52,3 +52,27 @@ def test_export_cli(model, tmp_path, run_cli):
     assert code == 0 and "input 'pixels'" in out and (tmp_path / "m.onnx").stat().st_size > 30_000
     code, _, err = run_cli("export", tmp_path / "missing.pt", "-o", tmp_path / "x.onnx")
     assert code == 2 and "no such checkpoint" in err and not (tmp_path / "x.onnx").exists()
+
+
+def test_onnx_answers_like_the_library(tmp_path, run_cli, mnist_test):
+    """A calibrated run's ONNX file returns what Predictor returns: calibrated probabilities, the
+    likeness and the answer state (an index into answers.STATES, named in the metadata)."""
+    import json
+
+    from mnist_logreg import TrainConfig, probes, train_run
+    from mnist_logreg.answers import STATES, Predictor
+    from mnist_logreg.preprocess import preprocess
+
+    run = train_run(TrainConfig(dry_run=True), tmp_path, "r", report=False, log=None)
+    code, out, _ = run_cli("export", run.path, "-o", tmp_path / "a.onnx")
+    assert code == 0 and "'likeness', 'state'" in out
+    sess = ort.InferenceSession(str(tmp_path / "a.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["logits", "probabilities", "likeness", "state"]
+    assert json.loads(sess.get_modelmeta().custom_metadata_map["mnist_logreg.states"]) == list(STATES)
+    shapes = np.stack([preprocess(p.image).reshape(-1) for p in probes.drawn_shapes(13, seed=2)])
+    x = np.concatenate([mnist_test.features()[:500].numpy(), shapes, np.zeros((1, 784), np.float32)])
+    _, probs, like, state = sess.run(None, {"pixels": x.reshape(-1, 1, 28, 28)})
+    answers = Predictor.from_checkpoint(run.checkpoint).answers(torch.from_numpy(x))
+    assert [STATES[s] for s in state] == [a.state for a in answers]
+    np.testing.assert_allclose(like[:-1], [a.likeness for a in answers[:-1]], atol=2 / 1001)
+    np.testing.assert_allclose(probs[:-1], [a.probabilities for a in answers[:-1]], atol=1e-4)

@@ -97,6 +97,9 @@ def test_train_writes_a_report_that_matches_its_json(tmp_path, run_cli):
     t = report["test"]
     for key in ("accuracy", "nll", "ece", "macro_f1", "n"):
         assert page.metrics[key] == pytest.approx(t[key], rel=1e-12)
+    # calibrated on the validation split: the report shows the reliability before and after
+    assert page.metrics["ece_calibrated"] == pytest.approx(t["calibrated"]["ece"], rel=1e-12)
+    assert sum(t["states"].values()) == pytest.approx(1) and page.metrics["unsure"] == t["states"]["unsure"]
     assert page.cells.count("f1") == 10
     # the report's test accuracy is the checkpoint's, evaluated independently
     model_metrics = json.loads((run / "metrics.json").read_text())

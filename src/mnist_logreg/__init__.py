@@ -31,7 +31,7 @@ _EXPORTS = {
     "load_image": "preprocess", "solve": "solver", "make_optimizer": "optim",
     # preprocess() and export() live in modules of the same name: import them from there
     # (mnist_logreg.preprocess.preprocess, mnist_logreg.export.export)
-    "build_report": "report",
+    "build_report": "report", "Predictor": "answers", "Answer": "answers",
     "TrainConfig": "config", "TuneConfig": "config", "PRESETS": "config",
     "train_run": "run", "Run": "run", "tune": "tuning", "TrainingInterrupted": "train", "TrainingDiverged": "train",
 }

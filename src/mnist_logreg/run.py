@@ -586,23 +586,23 @@ class _Session:
 
 
 def _test_trust(model, trust, test, classes) -> dict:
-    """Test-set figures of the calibration and the digit-likeness: ECE before and after, and the
-    share of test images answered "not a digit" or "unsure"."""
+    """Test-set figures of the calibration and the answers: ECE before and after, and the share
+    of test images answered "unsure" and "not a digit"."""
     import torch
 
-    from .answers import NOT_A_DIGIT_BELOW, SURE_AT
+    from .answers import Predictor
     from .metrics import calibration
 
+    pred = Predictor(model, trust, classes)
     x = test.features()
     with torch.no_grad():
-        logits = model(x)
-    likeness = trust.likeness.likeness(x) if trust.likeness is not None else None
-    calibrated = trust.calibrator(logits, likeness)
-    out = {"test_ece": calibration(torch.softmax(logits.double(), 1), test.labels)["ece"],
-           "test_ece_calibrated": calibration(calibrated, test.labels)["ece"],
-           "test_unsure": float((calibrated.max(1).values < SURE_AT).double().mean())}
-    if likeness is not None:
-        out["test_not_a_digit"] = float((likeness < NOT_A_DIGIT_BELOW).double().mean())
+        raw = torch.softmax(model(x).double(), 1)
+    states = [a.state for a in pred.answers(x)]
+    out = {"test_ece": calibration(raw, test.labels)["ece"],
+           "test_ece_calibrated": calibration(pred.probabilities(x), test.labels)["ece"],
+           "test_unsure": states.count("unsure") / len(states)}
+    if trust.likeness is not None:
+        out["test_not_a_digit"] = states.count("not-a-digit") / len(states)
     return out
 
 
