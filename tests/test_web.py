@@ -92,7 +92,7 @@ CIRCLE = [(0.5 + 0.28 * np.sin(a), 0.5 - 0.36 * np.cos(a)) for a in np.linspace(
 
 
 def test_exported_page_from_disk_draws_a_one_and_a_zero(browser, site):
-    assert sorted(p.name for p in site.iterdir()) == ["index.html", "model.js", "static"]
+    assert sorted(p.name for p in site.iterdir()) == [".mnist-logreg-site", "index.html", "model.js", "static"]
     page, requests = _open(browser, site, viewport={"width": 390, "height": 844})
     _draw(page, [(0.5, 0.15), (0.5, 0.85)])
     page.wait_for_function("document.getElementById('predicted').textContent === '1'", timeout=10_000)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import pickle
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,9 +153,12 @@ FIELDS = {
     "epoch": (int, lambda v: not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
     "optimizer": ((dict, type(None)), None, "an optimizer state (a table) or none"),
     "config": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of settings"),
-    "dataset": (str, None, "a dataset name"),
-    "classes": (list, lambda v: len(v) == NUM_CLASSES and all(isinstance(c, str) and c for c in v),
-                f"a list of {NUM_CLASSES} class names"),
+    # names reach terminals, HTML and the page's script: plain names only (a dataset name as
+    # $MNIST_LOGREG_DATASETS allows them; class names printable, no control or line-break characters)
+    "dataset": (str, lambda v: re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", v) is not None,
+                "a dataset name (lower-case letters, digits, '.', '_', '-')"),
+    "classes": (list, lambda v: len(v) == NUM_CLASSES and all(isinstance(c, str) and _printable(c) for c in v),
+                f"a list of {NUM_CLASSES} class names (1 to 40 printable characters)"),
     "metrics": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of metrics"),
     "history": (list, lambda v: all(isinstance(r, dict) and all(isinstance(k, str) for k in r)
                                     and all(x is None or (isinstance(x, _NUMBER) and not isinstance(x, bool))
@@ -165,6 +169,12 @@ FIELDS = {
     "created": (str, None, "a time"),
     "trust": (dict, None, "a table of calibration and digit-likeness"),
 }
+
+
+def _printable(name: str) -> bool:
+    """1 to 40 characters, none of them a control, format or line/paragraph separator."""
+    import unicodedata
+    return 0 < len(name) <= 40 and all(unicodedata.category(ch)[0] not in "CZ" or ch == " " for ch in name)
 
 
 def _check_fields(obj: dict, path) -> None:

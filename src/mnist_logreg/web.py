@@ -7,6 +7,7 @@ opened from ``file://`` may run scripts beside it but not fetch JSON. The folder
 disk and from any static host, with no server and no network.
 
     site/index.html  site/model.js  site/static/{app.js, mnist.js, style.css, favicon.svg}
+    site/.mnist-logreg-site   (the mark of a folder this wrote: the only kind --force replaces)
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .answers import RULES, noun_for
-from .errors import ConfigError
+from .errors import ConfigError, setting_ref
 from .trust import INK, LEVELS, UNUSUAL, blur_kernel
 
 STATIC = Path(__file__).parent / "serve" / "static"
@@ -73,16 +74,16 @@ def _trust_json(trust):
     return out
 
 
+MARKER = ".mnist-logreg-site"  # in every folder export_site writes: only such a folder is ever replaced
+
+
 def export_site(ckpt, out, *, force: bool = False) -> Path:
     """Write the static site for ``ckpt`` into the folder ``out``, whole or not at all (built
-    beside it, then renamed); an existing folder is replaced only with ``force``."""
+    beside it, then renamed into place). An existing folder is replaced only with ``force``, and
+    only when it holds a site this function wrote (its MARKER file) and none of the inputs: a
+    run folder, the current folder or any other folder of yours is never deleted."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: is a file; give a folder to write the site into")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ConfigError(f"{out}: folder exists and is not empty (--force replaces it)")
-    if not out.resolve().parent.is_dir():
-        raise ConfigError(f"{out}: the folder {out.resolve().parent} does not exist")
+    _check_site_output(out, force, [p for p in (ckpt.path, Path.cwd()) if p is not None])
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
     try:
         (tmp / "static").mkdir()
@@ -90,10 +91,12 @@ def export_site(ckpt, out, *, force: bool = False) -> Path:
         for name in PAGE_FILES:
             shutil.copyfile(STATIC / name, tmp / "static" / name)
         (tmp / "model.js").write_text(model_js(ckpt), encoding="utf-8")
+        (tmp / MARKER).write_text("a site written by mnist-logreg export --format web; "
+                                  "export --force replaces only folders that hold this file\n", encoding="utf-8")
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            os.replace(out, old)
+        if out.exists():  # the old site moves to a fresh name of its own, then is removed
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.resolve().parent))
+            os.replace(out, old / "site")
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -102,3 +105,24 @@ def export_site(ckpt, out, *, force: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _check_site_output(out: Path, force: bool, inputs) -> None:
+    """Refuse, before any work, an output folder that would cost the user anything."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; give a folder to write the site into")
+    real = out.resolve()
+    for p in inputs:
+        p = Path(p).resolve()
+        if real == p or real in p.parents:
+            raise ConfigError(f"{out}: is or holds an input of this command ({p}); write the site elsewhere")
+    if not real.parent.is_dir():
+        raise ConfigError(f"{out}: the folder {real.parent} does not exist")
+    if out.is_symlink():
+        raise ConfigError(f"{out}: is a symbolic link; give a real folder (or a new name)")
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise ConfigError(f"{out}: folder exists and is not a site written by export (no {MARKER} in it); "
+                              f"it is never replaced: give a new or empty folder")
+        if not force:
+            raise ConfigError(f"{out}: holds an earlier export; use {setting_ref('force')} to replace it")

@@ -84,6 +84,35 @@ class _BodyLimit:
                 await _json_response(send, 408, {"error": f"request body stalled for {BODY_TIMEOUT:.0f} s"})
 
 
+#: what a browser may do with the page: its own scripts and styles only, no frames around it
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+#: Swagger UI's page starts itself with an inline script
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class _SecurityHeaders:
+    """ASGI middleware: every response says nosniff, no framing, no referrer, and its CSP."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        csp = (DOCS_CSP if scope.get("path", "").startswith("/api/docs") else PAGE_CSP).encode()
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers") or []) + [
+                    (b"content-security-policy", csp), (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -205,6 +234,7 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     app = FastAPIOffline(title="mnist-logreg", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                          static_url="/api/docs-assets", description=API_DESCRIPTION)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(_SecurityHeaders)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     decode = _Decoder()
