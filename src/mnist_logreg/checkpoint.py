@@ -13,6 +13,7 @@ is accepted everywhere a checkpoint is.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import pickle
 import platform
 import re
@@ -56,7 +57,7 @@ class Checkpoint:
 
 def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dict | None = None,
          dataset: str = "mnist", classes=None, metrics: dict | None = None,
-         history: list | None = None, trust=None, **extra) -> Path:
+         history: list | None = None, trust=None) -> Path:
     """Save ``model`` (and optionally optimizer state and metadata) atomically to ``path``.
 
     Examples
@@ -81,7 +82,6 @@ def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dic
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **({"trust": trust.state()} if trust is not None else {}),
-        **extra,
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return Path(path)
@@ -90,10 +90,61 @@ def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dic
 MAX_CHECKPOINT_BYTES = 64 * 2**20  # this model's checkpoint is ~100 KiB; a notebook .pth ~32 KiB
 
 
-def _torch_load(path: Path):
-    import io
+#: the pickle opcodes torch.save writes for dicts, lists and tuples of tensors, strings, numbers,
+#: booleans and None; anything else (sets, frozensets, bytearrays, ...) is no checkpoint's
+_OPCODES = {"PROTO", "FRAME", "STOP", "MARK", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2",
+            "TUPLE3", "SETITEM", "SETITEMS", "APPEND", "APPENDS", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+            "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE", "BINPUT",
+            "LONG_BINPUT", "MEMOIZE", "BINGET", "LONG_BINGET", "GLOBAL", "STACK_GLOBAL", "REDUCE", "BINPERSID",
+            "BUILD"}
+_BUILDS = {"EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "REDUCE", "BUILD",
+           "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "BINFLOAT", "LONG1", "BININT"}
+MAX_OBJECTS = 300_000   # objects a checkpoint's pickle may build (an honest one: about 1,000)
+MAX_PICKLE_BYTES = 16 * 2**20
 
+
+def _check_pickle(data: bytes, path) -> None:
+    """Read the checkpoint's pickle opcode by opcode, building nothing: refuse opcodes no
+    checkpoint uses and more objects than MAX_OBJECTS, before torch.load materialises them. A
+    one-byte EMPTY_SET is a 200-byte object: within the 64 MiB file limit, 8 GB of them."""
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(names) != 1 or z.getinfo(names[0]).file_size > MAX_PICKLE_BYTES:
+                raise CheckpointError(f"{path}: not a checkpoint: its archive has {len(names)} pickles "
+                                      f"(or one over {MAX_PICKLE_BYTES // 2**20} MiB)")
+            pickles = [z.read(names[0])]
+    except zipfile.BadZipFile:
+        pickles = [data]  # torch's legacy format: pickles one after another; the first ones hold the objects
+    except (OSError, RuntimeError, NotImplementedError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(e)[:100]})") from None
+    built = 0
+    stream = io.BytesIO(pickles[0])
+    for _ in range(6 if len(pickles) == 1 and not data.startswith(b"PK") else 1):
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                if op.name not in _OPCODES:
+                    raise CheckpointError(f"{path}: refused: its pickle uses {op.name}, which no checkpoint does")
+                built += op.name in _BUILDS
+                if op.name == "LONG1" and abs(arg) >= 2**63:
+                    raise CheckpointError(f"{path}: refused: a {len(str(abs(arg)))}-digit integer")
+                if built > MAX_OBJECTS:
+                    raise CheckpointError(f"{path}: refused: its pickle builds over {MAX_OBJECTS:,} objects "
+                                          f"(a checkpoint builds about a thousand)")
+        except CheckpointError:
+            raise
+        except Exception:  # the end of the pickles, or garbage: torch.load says which
+            break
+        if stream.tell() >= len(pickles[0]):
+            break
+
+
+def _torch_load(path: Path):
     data = read_input(path, MAX_CHECKPOINT_BYTES, CheckpointError)
+    _check_pickle(data, path)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -152,15 +203,17 @@ FIELDS = {
     "format": (str, None, "a format name"),
     "epoch": (int, lambda v: not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
     "optimizer": ((dict, type(None)), None, "an optimizer state (a table) or none"),
-    "config": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of settings"),
+    "config": (dict, lambda v: all(isinstance(k, str) for k in v) and all(_plain(x, 1) for x in v.values()),
+               "a table of settings (numbers, strings, true/false, lists of them)"),
     # names reach terminals, HTML and the page's script: plain names only (a dataset name as
     # $MNIST_LOGREG_DATASETS allows them; class names printable, no control or line-break characters)
     "dataset": (str, lambda v: re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", v) is not None,
                 "a dataset name (lower-case letters, digits, '.', '_', '-')"),
     "classes": (list, lambda v: len(v) == NUM_CLASSES and all(isinstance(c, str) and _printable(c) for c in v),
                 f"a list of {NUM_CLASSES} class names (1 to 40 printable characters)"),
-    "metrics": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of metrics"),
-    "history": (list, lambda v: all(isinstance(r, dict) and all(isinstance(k, str) for k in r)
+    "metrics": (dict, lambda v: all(isinstance(k, str) for k in v) and all(_plain(x, 2) for x in v.values()),
+                "a table of metrics (numbers, strings, tables of them)"),
+    "history": (list, lambda v: len(v) <= MAX_HISTORY and all(isinstance(r, dict) and all(isinstance(k, str) for k in r)
                                     and all(x is None or (isinstance(x, _NUMBER) and not isinstance(x, bool))
                                             for x in r.values()) for r in v),
                 "a list of per-epoch rows of numbers"),
@@ -169,6 +222,24 @@ FIELDS = {
     "created": (str, None, "a time"),
     "trust": (dict, None, "a table of calibration and digit-likeness"),
 }
+
+
+OLD_FIELDS = ("split_seed",)  # written by earlier versions (the seed was later kept in the config); ignored
+MAX_HISTORY = 100_000  # rows: a run of 100,000 epochs (an honest one has tens)
+
+
+def _plain(value, depth: int) -> bool:
+    """A number (not a 20-digit-plus integer), string, bool, None, or a list / string-keyed table
+    of such, nested at most ``depth`` levels."""
+    if value is None or isinstance(value, (bool, float, str)):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 2**63
+    if depth <= 0:
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v, depth - 1) for v in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and _plain(v, depth - 1) for k, v in value.items())
 
 
 def _printable(name: str) -> bool:
@@ -182,6 +253,8 @@ def _check_fields(obj: dict, path) -> None:
     for key in obj:
         if not isinstance(key, str):
             raise CheckpointError(f"{path}: a field named {key!r} (fields are named by strings)")
+        if key not in FIELDS and key not in ("model", *OLD_FIELDS):
+            raise CheckpointError(f"{path}: a field named {key[:40]!r}, which no checkpoint of this tool has")
     for key, (types, rule, what) in FIELDS.items():
         if key in obj and not (isinstance(obj[key], types) and (rule is None or rule(obj[key]))):
             shown = repr(obj[key])

@@ -116,8 +116,12 @@ class _Settings:
 
     @classmethod
     def from_toml(cls, text: str, *, source: str | None = None):
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: the same parser, as a package
+            import tomli as tomllib
 
+        _check_toml_shape(text, source or "config")
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -299,6 +303,66 @@ PRESETS = {
 
 
 # -- validation helpers ---------------------------------------------------------------------
+MAX_TOML_KEYS = 200      # a config holds each setting once: about 40
+MAX_TOML_VALUE = 10_000  # characters in one value (a list of a few hundred numbers)
+
+
+def _check_toml_shape(text: str, source: str) -> None:
+    """A settings file is flat: ``name = value`` lines, a value a string, number, boolean or a list
+    of those. Anything else is refused before the TOML parser sees it: tables, dotted or quoted
+    keys, inline tables, lists of lists (tomllib's memory grows with the square of dotted keys: a
+    32 kB file took 1.23 GB; 10,000 nested arrays end in a RecursionError)."""
+    keys, value, depth, quote, i, n = 0, 0, 0, "", 0, len(text)
+    at_start = True
+    while i < n:
+        c = text[i]
+        if quote:  # inside a string: only its end matters
+            if quote in ('"', '"""') and c == "\\":
+                i += 2
+                continue
+            if text.startswith(quote, i):
+                i, quote = i + len(quote), ""
+                continue
+            if c == "\n" and len(quote) == 1:
+                raise ConfigError(f"{source}: a string runs past the end of its line")
+            i += 1
+            continue
+        if at_start and c not in " \t\r\n#":
+            m = _TOML_KEY.match(text, i)
+            if not m:
+                line = text.count("\n", 0, i) + 1
+                raise ConfigError(f"{source}: line {line}: expected a setting as name = value "
+                                  f"(no tables, dotted or quoted names)")
+            keys += 1
+            if keys > MAX_TOML_KEYS:
+                raise ConfigError(f"{source}: more than {MAX_TOML_KEYS} settings")
+            i, at_start, value = m.end(), False, 0
+            continue
+        if c == "#":  # a comment, to the end of the line
+            i = text.find("\n", i) if text.find("\n", i) >= 0 else n
+            continue
+        if c in "\"'":
+            quote = text[i:i + 3] if text.startswith(c * 3, i) else c
+            i += len(quote)
+            value += len(quote)
+            continue
+        if c == "{":
+            raise ConfigError(f"{source}: inline tables are no settings")
+        depth += (c == "[") - (c == "]")
+        if depth > 1:
+            raise ConfigError(f"{source}: lists of lists are no settings")
+        if c == "\n" and depth == 0:
+            at_start = True
+        value += 1
+        if value > MAX_TOML_VALUE:
+            raise ConfigError(f"{source}: a value over {MAX_TOML_VALUE:,} characters")
+        i += 1
+
+
+_TOML_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}[ \t]*=")
+
+
+
 def _coerce(name, value, hint):
     """``value`` as the field's type: an int where a float is wanted becomes a float; bools
     are not numbers; anything else of the wrong type is an error naming the setting."""

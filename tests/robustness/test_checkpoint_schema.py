@@ -66,3 +66,39 @@ def test_a_class_name_with_dollars_reports(tmp_path, good, data_dir):
     import json
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["classes"][3] == "$3$x"
     assert (tmp_path / "rep" / "confusion.png").stat().st_size > 10_000  # drawn, names and all
+
+
+def _with_opcodes(good_path, out, payload: bytes):
+    """An honest checkpoint whose top-level table gains a field "extra" holding a list built from
+    raw pickle opcodes ``payload`` (what no torch.save writes), zipped as torch zips."""
+    import zipfile
+    src = zipfile.ZipFile(good_path)
+    with zipfile.ZipFile(out, "w") as z:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("/data.pkl"):
+                assert data.endswith(b".")
+                data = data[:-1] + b"X\x05\x00\x00\x00extra](" + payload + b"es."
+            z.writestr(name, data)
+
+
+@pytest.mark.parametrize("payload,message", [
+    (b"\x8f" * 2_000_000, "uses EMPTY_SET"),               # 2 MB of sets: about 400 MB once built
+    (b"]" * 2_000_000, "builds over 300,000 objects"),     # 2 MB of lists: about 120 MB
+    (b"\x8a\xff" + b"\x01" * 255, "integer"),              # a 600-digit integer
+])
+def test_a_pickle_that_would_amplify_is_refused_before_it_is_built(tmp_path, good, payload, message):
+    import resource
+    torch.save(good, tmp_path / "good.pt")
+    _with_opcodes(tmp_path / "good.pt", tmp_path / "bad.pt", payload)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_checkpoint(tmp_path / "bad.pt")
+    assert "\n" not in str(e.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing was built
+
+
+def test_an_unknown_field_is_refused(tmp_path, good):
+    torch.save({**good, "surprise": [1, 2, 3]}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="a field named 'surprise', which no checkpoint of this tool has"):
+        load_checkpoint(tmp_path / "c.pt")
