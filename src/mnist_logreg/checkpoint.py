@@ -113,9 +113,11 @@ def _check_pickle(data: bytes, path) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if len(names) != 1 or z.getinfo(names[0]).file_size > MAX_PICKLE_BYTES:
-                raise CheckpointError(f"{path}: not a checkpoint: its archive has {len(names)} pickles "
-                                      f"(or one over {MAX_PICKLE_BYTES // 2**20} MiB)")
+            if len(names) != 1:
+                raise CheckpointError(f"{path}: not a checkpoint: its archive has {len(names)} pickles, not one")
+            if z.getinfo(names[0]).file_size > MAX_PICKLE_BYTES:
+                raise CheckpointError(f"{path}: refused: its pickle is over {MAX_PICKLE_BYTES // 2**20} MiB "
+                                      f"(a checkpoint's is a few kB; its tensors are stored beside it)")
             pickles = [z.read(names[0])]
     except zipfile.BadZipFile:
         pickles = [data]  # torch's legacy format: pickles one after another; the first ones hold the objects
