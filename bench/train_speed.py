@@ -149,13 +149,13 @@ def main():
     # also count the moment between fork and exec, when the child is a copy of this process
     import subprocess
     import tempfile
-    wrapper = ("import atexit, runpy, sys\n"
-               "def hwm():\n"
-               "    for l in open('/proc/self/status'):\n"
-               "        if l.startswith('VmHWM:'): print('VMHWM', int(l.split()[1]) // 1024, file=sys.stderr)\n"
-               "atexit.register(hwm)\n"
-               "sys.argv = ['mnist-logreg'] + sys.argv[1:]\n"
-               "runpy.run_module('mnist_logreg.cli', run_name='__main__')\n")
+    # (read after main() returns: the installed command ends with os._exit, which skips atexit)
+    wrapper = ("import sys\n"
+               "from mnist_logreg.cli import main\n"
+               "code = main(sys.argv[1:])\n"
+               "for l in open('/proc/self/status'):\n"
+               "    if l.startswith('VmHWM:'): print('VMHWM', int(l.split()[1]) // 1024, file=sys.stderr)\n"
+               "sys.exit(code)\n")
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-c", wrapper, "train", "--no-report", "--runs-dir", tmp]
         if args.data_dir:

@@ -37,3 +37,13 @@ def run_subprocess(*args, env=None, timeout=300, **kw):
 
 def listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def until(page, expression, timeout=10.0):
+    """Wait until a JavaScript expression is true, asking from outside the page: the page's
+    Content-Security-Policy forbids the eval that wait_for_function's polling needs."""
+    import time
+    end = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < end, f"timed out waiting for: {expression}"
+        page.wait_for_timeout(30)

@@ -140,7 +140,7 @@ def test_config_is_frozen_and_validated_on_replace():
     ("lr = -1", "lr must be a positive number, got -1.0"),
     ('lr = "abc"', "lr must be a number, got 'abc'"),
     ("epochs = 1.5", "epochs must be a whole number, got 1.5"),
-    ("[lr]\nx = 1", "lr must be a number"),
+    ("[lr]\nx = 1", "line 1: expected a setting as name = value"),
     ('solver = "newton"\nloss_cap = 5.0', "loss_cap and loss_q apply to solver minibatch"),
 ])
 def test_a_bad_config_file_is_one_line_naming_the_file_and_key(tmp_path, run_cli, text, message):

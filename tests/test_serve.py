@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import REPO
+from helpers import REPO, until as _until
 from mnist_logreg import MnistModel, fit, save, split
 
 pytest.importorskip("fastapi")
@@ -211,13 +211,13 @@ def test_browser_draws_a_one_and_a_zero(server, tmp_path):
             page.mouse.up()
 
         draw([(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: "1"
-        page.wait_for_function("document.getElementById('predicted').textContent === '1'", timeout=10_000)
+        _until(page, "document.getElementById('predicted').textContent === '1'")
         page.screenshot(path=str(artefacts / "browser-one.png"), full_page=True)
         page.click("#clear")
         assert page.locator("#predicted").text_content() == "–"
         angles = np.linspace(0, 2 * np.pi, 40)
         draw([(0.5 + 0.28 * np.sin(a), 0.5 - 0.36 * np.cos(a)) for a in angles])  # a circle: "0"
-        page.wait_for_function("document.getElementById('predicted').textContent === '0'", timeout=10_000)
+        _until(page, "document.getElementById('predicted').textContent === '0'")
         page.screenshot(path=str(artefacts / "browser-zero.png"), full_page=True)
         widths = page.eval_on_selector_all(".bar .fill", "els => els.map(e => parseFloat(e.style.width))")
         assert widths[0] == max(widths) and len(widths) == 10

@@ -213,7 +213,7 @@ FIELDS = {
                 "a dataset name (lower-case letters, digits, '.', '_', '-')"),
     "classes": (list, lambda v: len(v) == NUM_CLASSES and all(isinstance(c, str) and _printable(c) for c in v),
                 f"a list of {NUM_CLASSES} class names (1 to 40 printable characters)"),
-    "metrics": (dict, lambda v: all(isinstance(k, str) for k in v) and all(_plain(x, 2) for x in v.values()),
+    "metrics": (dict, lambda v: all(isinstance(k, str) for k in v) and all(_plain(x, 4) for x in v.values()),
                 "a table of metrics (numbers, strings, tables of them)"),
     "history": (list, lambda v: len(v) <= MAX_HISTORY and all(isinstance(r, dict) and all(isinstance(k, str) for k in r)
                                     and all(x is None or (isinstance(x, _NUMBER) and not isinstance(x, bool))

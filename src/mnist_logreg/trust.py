@@ -153,7 +153,11 @@ class Calibrator:
             return loss, design.T @ (q - right) / len(u), (design.T * (q * (1 - q))) @ design / len(u)
 
         w = _newton(platt, [1.0, 0.0] + [0.0] * (len(columns) - 2)).tolist()
-        return cls(1.0 / beta, max(w[0], 1e-3), w[1], w[2] if len(w) > 2 else 0.0)
+        # within sane bounds: a model that learned nothing (a diverged trial) fits T of 10^8, and
+        # held-out images it separates perfectly send a and b toward infinity
+        clip = lambda v, lo, hi: min(max(v, lo), hi)  # noqa: E731
+        return cls(clip(1.0 / beta, 1e-2, 1e2), clip(w[0], 1e-3, 1e2), clip(w[1], -1e2, 1e2),
+                   clip(w[2], -1e2, 1e2) if len(w) > 2 else 0.0)
 
 
 def _rarity(likeness: torch.Tensor) -> torch.Tensor:

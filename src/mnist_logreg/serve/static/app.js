@@ -121,7 +121,8 @@ function show(a, announce) {
   }[state]();
   $("confidence").textContent = {
     digit: () => `${pct(a.probabilities[a.label])} sure`,
-    unsure: () => `${pct(a.probabilities[a.label])} or ${pct(a.probabilities[a.runnerUp])}`,
+    unsure: () => (a.likeness !== null && a.likeness < model.rules.unusual_below
+      ? `unusual for a ${model.noun}` : `${pct(a.probabilities[a.label])} or ${pct(a.probabilities[a.runnerUp])}`),
     "not-a-digit": () => `closest: ${c(a.label)}`,
   }[state]?.() ?? "";
   bars.querySelectorAll(".bar").forEach((row, i) => {
