@@ -68,16 +68,18 @@ def extent_features(x: torch.Tensor) -> torch.Tensor:
     INK) spans, and its total ink. A horizontal line, a wave or an arrow is centred and sized
     like a digit by the preprocessing, and its blurred pixels sit near the middle of the
     digits' components, but no digit is 3 rows tall (MNIST: 99.9% span 12 rows or more)."""
-    img = x.reshape(-1, 28, 28).double()
-    ink = img > INK
-    idx = torch.arange(28, dtype=img.dtype)
+    img = x.reshape(-1, 28, 28)
+    if len(img) > 2048 and not torch.jit.is_tracing():  # bounded temporaries
+        return torch.cat([extent_features(img[i:i + 2048]) for i in range(0, len(img), 2048)])
+    ink = img > INK  # no float64 copy of the images: k/255 never lies between 0.3 and its float32
+    idx = torch.arange(28, dtype=torch.float64)
 
     def span(mask):  # (n, 28) -> number of positions from the first to the last True
         lo = torch.where(mask, idx, torch.full_like(idx, 28.0)).min(1).values
         hi = torch.where(mask, idx, torch.full_like(idx, -1.0)).max(1).values
         return (hi - lo + 1).clamp_min(0)
 
-    return torch.stack([span(ink.any(2)), span(ink.any(1)), img.sum((1, 2))], 1)
+    return torch.stack([span(ink.any(2)), span(ink.any(1)), img.double().sum((1, 2))], 1)
 
 
 def blur_matrix() -> torch.Tensor:
@@ -215,7 +217,14 @@ class Likeness:
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """The log density (up to a constant) of each image (n, 784 or 28x28 in [0, 1]):
-        higher is more like the training images."""
+        higher is more like the training images. In chunks of 2,048 images (float64 features
+        and per-class distances of 10,000 images at once took about 300 MB)."""
+        x = x.reshape(-1, 784)
+        if len(x) > 2048 and not torch.jit.is_tracing():
+            out = torch.empty(len(x), dtype=self.mean.dtype)
+            for i in range(0, len(x), 2048):
+                out[i:i + 2048] = self.score(x[i:i + 2048])
+            return out
         d = likeness_features(x, self.mean.dtype) - self.mean
         z = d @ self.basis
         outside = (d * d).sum(1) - (z * z).sum(1)
@@ -242,11 +251,14 @@ class Likeness:
             pick = torch.randperm(len(fit_images), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES]
             fit_images, labels = fit_images[pick], labels[pick]
         n = len(fit_images)
-        f = torch.cat([likeness_features(fit_images[i:i + 8192]).float() for i in range(0, n, 8192)])
+        # chunks of 2,048: deskew's temporaries for 8,192 images at once were about 200 MB
+        f = torch.empty(n, 784)  # filled in place: a list of chunks and its concatenation held both
+        for i in range(0, n, 2048):
+            f[i:i + 2048] = likeness_features(fit_images[i:i + 2048])
         gram = torch.zeros(784, 784, dtype=torch.float64)
         for i in range(0, n, 8192):
             gram += (f[i:i + 8192].T @ f[i:i + 8192]).double()
-        mean = f.double().sum(0) / n
+        mean = f.sum(0, dtype=torch.float64) / n
         values, vectors = torch.linalg.eigh(gram / n - torch.outer(mean, mean))
         k = max(1, min(components, n - 1, 784))
         basis = vectors.flip(1)[:, :k].contiguous()
@@ -254,7 +266,7 @@ class Likeness:
         # (not per pixel, the probabilistic PCA model, which made the score a plain residual:
         # letters and shapes against MNIST test digits, AUROC 0.89 instead of 0.95)
         noise = float(values.flip(0)[k:].clamp_min(0).sum()) if k < 784 else 1.0
-        z = torch.cat([(f[i:i + 8192].double() - mean) @ basis for i in range(0, n, 8192)])
+        z = torch.cat([(f[i:i + 2048].double() - mean) @ basis for i in range(0, n, 2048)])
         del f
         z = torch.cat([z, extent_features(fit_images)], 1)
         centres, whiten, log_det = _class_gaussians(z, labels.long(), classes)
@@ -262,7 +274,7 @@ class Likeness:
         # half as large), so that the page and Python score with the very same numbers
         mean, basis, centres, whiten, log_det = (_half(t) for t in (mean, basis, centres, whiten, log_det))
         model = cls(mean, basis, centres, whiten, log_det, max(noise, 1e-8), torch.zeros(1, dtype=torch.float64))
-        scores = torch.cat([model.score(heldout[i:i + 8192]) for i in range(0, len(heldout), 8192)])
+        scores = model.score(heldout)
         model.table = torch.quantile(scores, torch.linspace(0, 1, LEVELS, dtype=torch.float64))
         return model
 
@@ -367,6 +379,8 @@ def fit_trust(model, fit_set, heldout_set, *, classes: int = 10, probe_model=Non
     model's own; a model trained without them when the final one trained on everything)."""
     probe = probe_model if probe_model is not None else model
     x_held = heldout_set.features()
+    if len(fit_set) > FIT_IMAGES:  # the sample Likeness.fit would take, before the float copy
+        fit_set = fit_set.subset(torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES])
     likeness = Likeness.fit(fit_set.features(), fit_set.labels, x_held, classes)
     with torch.no_grad():
         logits = probe(x_held.to(probe.linear.weight.device)).cpu()
