@@ -132,8 +132,8 @@ function show(a, announce) {
     row.querySelector(".pct").textContent = pct(p);
   });
   $("likeness").textContent = a && a.likeness !== undefined && a.likeness !== null
-    ? `Digit-likeness ${pct(a.likeness)}: it looks more like ${model.noun === "digit" ? "a digit" : "the training images"} ` +
-      `than ${pct(a.likeness)} of real ones` : (a && has && model.trust === null ? "No calibration or digit-likeness in this model: the bars are its plain softmax" : "");
+    ? `Digit-likeness ${pct(a.likeness)}: more typical than ${pct(a.likeness)} of the real ` +
+      `${model.noun === "digit" ? "digits" : "images"} it learned from` : (a && has && model.trust === null ? "No calibration or digit-likeness in this model: the bars are its plain softmax" : "");
   drawGrey(seen, a && a.seen ? a.seen : null);
   fillAgainst(a && a.label !== undefined && a.seen ? a : null);
   drawEvidence(a);
