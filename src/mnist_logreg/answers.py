@@ -124,6 +124,7 @@ class Evidence:
     map: np.ndarray
     bias: float
     logit_difference: float
+    seen: np.ndarray = field(default=None, repr=False)  # the 28x28 input the model read (after its transform)
 
 
 def noun_for(dataset: str) -> str:
@@ -181,11 +182,28 @@ class Predictor:
     def answers(self, x: torch.Tensor) -> list[Answer]:
         """Answers for inputs already in MNIST form: (n, 784) or (n, 28, 28), uint8 or float in
         [0, 1]. An input whose pixels span less than BLANK_CONTRAST is blank."""
+        return self._answers_and_probabilities(x)[0]
+
+    def assess(self, x: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict:
+        """How the answers fare on labelled images: the calibrated probabilities' reliability
+        (``calibration``: ECE, NLL, bins), the share of each state, and the accuracy of the
+        ``digit`` answers (the test-set figures of a run and of its report)."""
+        from .metrics import calibration
+
+        answers, probs = self._answers_and_probabilities(x)
+        sure = [a.label == int(y) for a, y in zip(answers, labels) if a.state == "digit"]
+        return {"calibration": calibration(probs, labels, n_bins),
+                "states": {s: sum(a.state == s for a in answers) / max(len(answers), 1) for s in STATES},
+                "sure_accuracy": sum(sure) / max(len(sure), 1)}
+
+    @torch.no_grad()
+    def _answers_and_probabilities(self, x: torch.Tensor):
+        """The answers and the calibrated probabilities, from one pass of the model and the
+        likeness model (the likeness is the costly part)."""
         x = x.reshape(len(x), 784)
         x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
         likes = self.likeness(x)
-        with torch.no_grad():
-            logits = self.model(x)
+        logits = self.model(x)
         probs, tops = self.calibrator(logits, likes), logits.argmax(1)
         out = []
         for i in range(len(x)):
@@ -197,7 +215,7 @@ class Predictor:
             like = None if likes is None else float(likes[i])
             state, top, second = decide(p, like, int(tops[i]))
             out.append(Answer(state, top, second, p, like, self.classes, self.noun, xi))
-        return out
+        return out, probs
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,7 +245,8 @@ class Predictor:
         seen = _model_input(self.model, x)[0]
         W, b = self.model.linear.weight, self.model.linear.bias
         emap = ((W[label] - W[against]).double() * seen.double()).reshape(28, 28).numpy()
-        return Evidence(label, against, emap, float(b[label] - b[against]), float(logits[label] - logits[against]))
+        return Evidence(label, against, emap, float(b[label] - b[against]), float(logits[label] - logits[against]),
+                        seen.reshape(28, 28).numpy())
 
 
 def _model_input(model, x: torch.Tensor) -> torch.Tensor:

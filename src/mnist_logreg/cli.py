@@ -724,19 +724,12 @@ def _write_explanations(pred, shown, path):
     seen, maps, captions = [], [], []
     for name, a in usable:
         e = pred.explain(a.input)
-        seen.append(_model_seen(pred, a.input))
+        seen.append(e.seen)
         maps.append(e.map)
         captions.append((f"{name[:12]}→{_short(a, pred.classes)}",
                          f"{pred.classes[e.label]} vs {pred.classes[e.against]}: {e.logit_difference:+.1f}"))
     evidence_plot(seen, maps, captions, path,
                   title="What the model saw, and why: red pixels for the answer, blue for the runner-up")
-
-
-def _model_seen(pred, x):
-    import torch
-
-    from .answers import _model_input
-    return _model_input(pred.model, torch.as_tensor(x).reshape(1, 784)).reshape(28, 28).numpy()
 
 
 def _predict_csv(args, ckpt):

@@ -63,15 +63,10 @@ def evaluate_predictions(model, data: ImageSet, n_bins: int = 15, trust=None) ->
 
 def _honesty(model, data: ImageSet, trust, n_bins: int) -> dict:
     """The calibrated probabilities' reliability and how the test images are answered."""
-    from .answers import STATES, Predictor
+    from .answers import Predictor
 
-    pred = Predictor(model, trust, data.classes)
-    x = data.features()
-    cal = calibration(pred.probabilities(x), data.labels, n_bins)
-    answers = pred.answers(x)
-    states = {s: sum(a.state == s for a in answers) / len(answers) for s in STATES}
-    sure = [a.label == int(y) for a, y in zip(answers, data.labels) if a.state == "digit"]
-    return {"calibrated": cal, "states": states, "sure_accuracy": sum(sure) / max(len(sure), 1)}
+    a = Predictor(model, trust, data.classes).assess(data.features(), data.labels, n_bins)
+    return {"calibrated": a["calibration"], "states": a["states"], "sure_accuracy": a["sure_accuracy"]}
 
 
 def build_report(run, *, data_dir=None, download: bool = True, out_dir=None, dataset: str | None = None,

@@ -402,12 +402,10 @@ class _Session:
 
     # -- the two solvers -----------------------------------------------------------------------
     def train_newton(self):
-        from .solver import solve
         from .train import evaluate
 
         cfg, val = self.cfg, self.data.val
-        result = solve(self.data.train, cfg.lam, tol=cfg.tol, max_iter=cfg.max_iter,
-                       threads=cfg.threads or os.cpu_count(), transform=cfg.transform, log=self.log)
+        result = _solve(cfg, self.data.train, self.log)
         self.log(result.summary())
         self.model.load_state_dict(result.model.state_dict())
         row = {"epoch": result.iterations, "train_loss": result.objective}
@@ -486,9 +484,7 @@ class _Session:
 
         cfg = self.cfg
         if cfg.solver == "newton":
-            from .solver import solve
-            return solve(fit_set, cfg.lam, tol=cfg.tol, max_iter=cfg.max_iter, threads=cfg.threads or os.cpu_count(),
-                         transform=cfg.transform, log=None).model
+            return _solve(cfg, fit_set, None).model
         torch.manual_seed(cfg.seed)
         model = MnistModel(transform=cfg.transform).to(self.device)
         opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
@@ -585,6 +581,13 @@ class _Session:
         build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log, painter=painter)
 
 
+def _solve(cfg, train, log):
+    """The exact optimum of the run's settings on ``train`` (solver newton)."""
+    from .solver import solve
+    return solve(train, cfg.lam, tol=cfg.tol, max_iter=cfg.max_iter, threads=cfg.threads or os.cpu_count(),
+                 transform=cfg.transform, log=log)
+
+
 def _test_trust(model, trust, test, classes) -> dict:
     """Test-set figures of the calibration and the answers: ECE before and after, and the share
     of test images answered "unsure" and "not a digit"."""
@@ -593,16 +596,14 @@ def _test_trust(model, trust, test, classes) -> dict:
     from .answers import Predictor
     from .metrics import calibration
 
-    pred = Predictor(model, trust, classes)
     x = test.features()
     with torch.no_grad():
         raw = torch.softmax(model(x).double(), 1)
-    states = [a.state for a in pred.answers(x)]
-    out = {"test_ece": calibration(raw, test.labels)["ece"],
-           "test_ece_calibrated": calibration(pred.probabilities(x), test.labels)["ece"],
-           "test_unsure": states.count("unsure") / len(states)}
+    a = Predictor(model, trust, classes).assess(x, test.labels)
+    out = {"test_ece": calibration(raw, test.labels)["ece"], "test_ece_calibrated": a["calibration"]["ece"],
+           "test_unsure": a["states"]["unsure"]}
     if trust.likeness is not None:
-        out["test_not_a_digit"] = states.count("not-a-digit") / len(states)
+        out["test_not_a_digit"] = a["states"]["not-a-digit"]
     return out
 
 
