@@ -322,3 +322,73 @@ def test_landscape_phone_shows_pad_and_buttons(browser, site):
         assert box["y"] >= 0 and box["y"] + box["height"] <= 390, sel
     page.screenshot(path=str(REPO / "tests" / "artefacts" / "web-landscape.png"))
     page.close()
+
+
+# -- issue 23: photos in uneven light, the page's limits, transparency, a pad covered in ink ----
+def test_browser_and_python_agree_on_photos_in_uneven_light(browser, site, run, mnist_test):
+    """40 MNIST digits photographed under even light, a shadow, a gradient, ruled lines and
+    vignetting (probes.photos_of_digits): the page's lighting step, preprocessing and answer
+    against Python's on the same PNGs."""
+    page, _ = _open(browser, site)
+    photos = [p for k, light in enumerate(probes.LIGHTING)
+              for p in probes.photos_of_digits(mnist_test.images[8 * k:8 * k + 8].numpy(),
+                                               mnist_test.labels[8 * k:8 * k + 8].numpy(), light, seed=k)]
+    pngs = []
+    for p in photos:
+        b = io.BytesIO()
+        Image.fromarray(p.image).save(b, "PNG")
+        pngs.append(b.getvalue())
+    got = page.evaluate(UPLOAD_IN_PAGE, [["data:image/png;base64," + base64.b64encode(p).decode() for p in pngs],
+                                         "none"])
+    page.close()
+    want = [_python(run.model, p, "none", run.checkpoint.trust) for p in pngs]
+    diff = max(np.abs(np.asarray(g["input"]) - x).mean() for g, (x, _, _) in zip(got, want))
+    states = np.mean([g["state"] == a.state and g["label"] == label for g, (_, label, a) in zip(got, want)])
+    assert diff <= 1e-5 and states == 1.0, (diff, states)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height (and holds no pixels): enough to be refused."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_the_page_refuses_what_the_api_refuses_with_the_same_words(browser, site, tmp_path):
+    """A 400-megapixel PNG is refused from its header at once (it froze the page 34 s, then
+    said "blank"); an empty file says "empty file"; both messages are preprocess's, word for word."""
+    from mnist_logreg.errors import ImageError
+
+    page, _ = _open(browser, site)
+    cases = {"huge.png": _png_header(20_000, 20_000), "empty.png": b""}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageError) as python:
+            preprocess(data, name)
+        page.set_input_files("#upload", str(tmp_path / name))
+        _until(page, "document.getElementById('status').classList.contains('error')", timeout=5)
+        assert page.locator("#status").text_content() == str(python.value) + ".", name
+        page.click("#clear")
+    page.close()
+
+
+def test_white_ink_on_transparency_and_a_pad_covered_in_ink(browser, site, run, tmp_path):
+    page, _ = _open(browser, site)
+    im = Image.new("RGBA", (300, 300), (255, 255, 255, 0))
+    from PIL import ImageDraw
+    ImageDraw.Draw(im).line([(150, 40), (150, 260)], fill=(255, 255, 255, 255), width=24)
+    im.save(tmp_path / "white-one.png")
+    page.set_input_files("#upload", str(tmp_path / "white-one.png"))
+    _until(page, "document.getElementById('source').textContent.includes('white-one.png')")
+    assert _state(page) != "blank" and _predicted(page) == "1"
+    page.click("#clear")
+    page.locator("#width").fill("32")
+    _draw_strokes(page, [[(0.01, y), (0.99, y)] for y in np.linspace(0.01, 0.99, 40)], size=1.0)
+    _until(page, "document.getElementById('status').textContent !== ''")
+    status = page.locator("#status").text_content()
+    assert _state(page) == "blank" and "covered in ink" in status, status   # it said nothing before
+    page.close()

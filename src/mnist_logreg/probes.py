@@ -13,6 +13,8 @@ REST API like any other input:
   scribbles, an almost filled pad, drawn on the same pad.
 - :func:`font_letters`: upper- and lower-case letters printed in the fonts matplotlib ships
   (so every machine has them), on paper-like grey.
+- :func:`photos_of_digits`: MNIST digits as dark ink on paper photographed in uneven light:
+  a soft shadow across the page, a gradient, ruled lines, vignetting (or even light).
 - :func:`photos_without_digit`: camera-like pictures (uneven light, noise, JPEG) of objects
   that are not digits: a rectangle and a disc, bars, rings, a texture.
 
@@ -331,4 +333,57 @@ def photos_without_digit(n: int, seed: int = 0) -> list[Probe]:
         buf = io.BytesIO()
         Image.fromarray(pic).save(buf, "JPEG", quality=int(rng.integers(60, 90)))
         out.append(Probe(np.asarray(Image.open(buf).convert("L")), "photo", kind))
+    return out
+
+
+LIGHTING = ("even", "shadow", "gradient", "ruled", "vignette")
+
+
+def photos_of_digits(images, labels, lighting: str, seed: int = 0) -> list[Probe]:
+    """Each 28x28 digit (light on dark, uint8 or floats in [0, 1]) written in dark ink on paper
+    and photographed in ``lighting`` (one of :data:`LIGHTING`): a soft shadow across the page
+    (light falls to 45-65%), a gradient (to 40-60%), ruled lines, vignetting (the corners at
+    35-55%); sensor noise and JPEG in all. The digit spans 40-75% of a 240-480 pixel picture."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    if lighting not in LIGHTING:
+        raise ValueError(f"lighting: expected one of {', '.join(LIGHTING)}, got {lighting!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for img, label in zip(images, labels):
+        digit = np.asarray(img, dtype=np.float64).reshape(28, 28)
+        digit = digit / 255 if digit.max() > 1 else digit
+        side = int(rng.integers(240, 481))
+        s = int(side * rng.uniform(0.4, 0.75))
+        a = np.zeros((side, side))
+        ink = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize((s, s), Image.BICUBIC)) / 255
+        y, x = (int(rng.integers(0, side - s + 1)) for _ in range(2))
+        a[y:y + s, x:x + s] = np.clip(ink, 0, 1)
+        light = np.full((side, side), rng.uniform(205, 245))
+        yy, xx = np.mgrid[0:side, 0:side] / side
+        if lighting == "shadow":    # a half-plane edge through the digit's area, blurred
+            t = rng.uniform(0, 2 * math.pi)
+            d = (xx - (x + s / 2) / side) * math.cos(t) + (yy - (y + s / 2) / side) * math.sin(t)
+            soft = 1 / (1 + np.exp(-d / rng.uniform(0.01, 0.06)))
+            light *= 1 - (1 - rng.uniform(0.45, 0.65)) * soft
+        elif lighting == "gradient":
+            t = rng.uniform(0, 2 * math.pi)
+            d = (xx - 0.5) * math.cos(t) + (yy - 0.5) * math.sin(t)
+            light *= 1 - (1 - rng.uniform(0.4, 0.6)) * np.clip(d + 0.5, 0, 1)
+        elif lighting == "vignette":
+            r2 = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.5
+            light *= 1 - (1 - rng.uniform(0.35, 0.55)) * r2
+        elif lighting == "ruled":   # blue-grey lines every 6-9% of the page, and a margin
+            lines = Image.new("L", (side, side), 0)
+            dr = ImageDraw.Draw(lines)
+            step = side * rng.uniform(0.06, 0.09)
+            for k in range(1, int(side / step) + 1):
+                dr.line([(0, k * step), (side, k * step)], fill=255, width=2)
+            dr.line([(0.12 * side, 0), (0.12 * side, side)], fill=255, width=2)
+            light *= 1 - rng.uniform(0.15, 0.3) * np.asarray(lines.filter(ImageFilter.GaussianBlur(0.7))) / 255
+        reflect = rng.uniform(0.08, 0.3)        # the ink's share of the light it returns
+        pic = light * (1 - (1 - reflect) * a) + rng.normal(0, 3, a.shape)
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(pic, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(75, 93)))
+        out.append(Probe(np.asarray(Image.open(buf).convert("L")), "digit", f"{lighting}-{int(label)}", int(label)))
     return out

@@ -150,25 +150,29 @@ function sentence(a) {  // an answer as a sentence; an error keeps its file name
   return a.state === "error" ? m + "." : m.charAt(0).toUpperCase() + m.slice(1) + ".";
 }
 
-function answerFor(grey, w, h) {
-  try { return Mnist.answer(model, grey, w, h); } catch (e) {
+function answerFor(grey, w, h, polarity) {
+  try { return Mnist.answer(model, grey, w, h, polarity); } catch (e) {
     if (e instanceof Mnist.ImageError) return { state: "error", message: e.message };
     throw e;
   }
 }
 
-// The pad as drawn, or, while an upload is shown untouched, the uploaded image itself. While
-// the pen is down, "too small" is not said: every drawing starts small.
+// The pad as drawn (dark ink on white paper: its polarity is known), or, while an upload is
+// shown untouched, the uploaded image itself. While the pen is down, "too small" is not said:
+// every drawing starts small.
 function predict(announce, drawing) {
   if (!model) return;
   const last = items[items.length - 1];
   if (!items.length || last.kind === "failed") return show(null, announce);
   let a;
-  if (last.kind === "image") a = answerFor(last.grey, last.w, last.h);
-  else a = answerFor(Mnist.greyFromRGBA(ctx.getImageData(0, 0, pad.width, pad.height).data, pad.width, pad.height),
-                     pad.width, pad.height);
+  if (last.kind === "image") a = answerFor(last.grey, last.w, last.h, "auto");
+  else {
+    const grey = Mnist.greyFromRGBA(ctx.getImageData(0, 0, pad.width, pad.height).data, pad.width, pad.height);
+    a = answerFor(grey, pad.width, pad.height, "dark-on-light");
+    if (a.state === "blank") a.message = grey.reduce((s, v) => s + v, 0) < 128 * grey.length
+      ? "the pad is covered in ink: clear it and draw one digit" : "the pad is blank";
+  }
   if (drawing && a.state === "too-small") return;
-  if (a.state === "blank" && last.kind !== "image") a.message = "the pad is blank";
   show(a, announce);
 }
 
@@ -247,31 +251,70 @@ document.addEventListener("keydown", e => {
 });
 
 // An upload is shown in the pad (plainly labelled) and read at its own resolution, as the
-// Python preprocessing reads a file. A failed upload clears the pad, so that no old drawing
-// stands beside the error; undo brings back what was there.
+// Python preprocessing reads a file, with the same limits and messages (checked from the
+// file's header, before it is decoded). A failed upload clears the pad, so that no old drawing
+// stands beside the error; undo brings back what was there. Large pictures are read in strips
+// (never a full-size grey copy) while the page says it is busy.
 async function upload(file) {
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file);
-  } catch (e) {
+  busy(`Reading ${file.name}…`);
+  await new Promise(r => requestAnimationFrame(() => setTimeout(r)));  // let the busy state paint
+  let bitmap = null;
+  let refused = Mnist.refusal(file.name, file.size, Mnist.imageSize(new Uint8Array(await file.slice(0, 1 << 16).arrayBuffer())));
+  if (!refused) {
+    try { bitmap = await createImageBitmap(file); } catch (e) { refused = `${file.name}: not an image this browser can read`; }
+  }
+  if (bitmap && !refused) refused = Mnist.refusal(file.name, file.size, [bitmap.width, bitmap.height]);
+  document.body.classList.remove("busy");
+  if (refused) {
     items.push({ kind: "failed" });
     redraw();
-    show({ state: "error", message: `${file.name}: ${file.size ? "not an image this browser can read" : "empty file"}` }, true);
+    show({ state: "error", message: refused }, true);
     return;
   }
-  const c = document.createElement("canvas");
-  c.width = bitmap.width; c.height = bitmap.height;
-  const g = c.getContext("2d");
-  g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height);  // transparency onto white
-  g.drawImage(bitmap, 0, 0);
-  const grey = Mnist.greyFromRGBA(g.getImageData(0, 0, c.width, c.height).data, c.width, c.height);
-  items.push({ kind: "image", bitmap, name: file.name, grey, w: c.width, h: c.height });
+  const { grey, w, h } = readGrey(bitmap);
+  items.push({ kind: "image", bitmap, name: file.name, grey, w, h });
   $("source").textContent = `Showing the uploaded image ${file.name}`;
   redraw();
-  const a = answerFor(grey, c.width, c.height);
+  const a = answerFor(grey, w, h, "auto");
   if (a.state === "blank") a.message = `${file.name}: blank image (no ink found)`;
   show(a, true);
 }
+
+function busy(text) {
+  document.body.classList.add("busy");
+  $("status").classList.remove("visually-hidden", "error");
+  $("status").textContent = text;
+}
+
+// The picture's grey levels (preprocess.load_image): transparency onto contrasting paper, and
+// a picture over WORK_SIZE box-reduced as Pillow's reduce() does, strip by strip (two passes:
+// the paper is decided over the whole picture first)
+function readGrey(bitmap) {
+  const w = bitmap.width, h = bitmap.height, f = Math.ceil(Math.max(w, h) / Mnist.WORK_SIZE);
+  const rows = f === 1 ? h : f * Math.max(1, Math.floor(4e6 / (w * f)));
+  const c = document.createElement("canvas");
+  c.width = w; c.height = Math.min(rows, h);
+  const g = c.getContext("2d", { willReadFrequently: true });
+  const strip = y0 => {
+    const n = Math.min(rows, h - y0);
+    g.clearRect(0, 0, w, c.height);
+    g.drawImage(bitmap, 0, y0, w, n, 0, 0, w, n);
+    return { data: g.getImageData(0, 0, w, n).data, n };
+  };
+  if (f === 1) return { grey: Mnist.greyFromRGBA(strip(0).data, w, h), w, h };
+  const stats = { inked: 0, weight: 0, transparent: false };
+  for (let y0 = 0; y0 < h; y0 += rows) {
+    const { data, n } = strip(y0), s = Mnist.inkStats(data, w * n);
+    stats.inked += s.inked; stats.weight += s.weight; stats.transparent ||= s.transparent;
+  }
+  const paper = Mnist.paperFor(stats), nw = Math.ceil(w / f), grey = new Float64Array(nw * Math.ceil(h / f));
+  for (let y0 = 0; y0 < h; y0 += rows) {
+    const { data, n } = strip(y0);
+    grey.set(Mnist.reduce(Mnist.greyOn(data, w * n, paper), w, n, f).grey, (y0 / f) * nw);
+  }
+  return { grey, w: nw, h: Math.ceil(h / f) };
+}
+
 $("upload").addEventListener("change", e => {
   const file = e.target.files[0];
   e.target.value = "";

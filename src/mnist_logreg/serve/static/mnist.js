@@ -7,6 +7,8 @@
 "use strict";
 (function (global) {
   const SIDE = 28, BOX = 20, WORK_SIZE = 1024;
+  const OPENING = 10, FLAT_CAP = 0.6;                          // preprocess.py's lighting step
+  const MAX_FILE_BYTES = 16 * 1024 * 1024, MAX_PIXELS = 25000000;  // and its limits
 
   // numpy's and Python's round(): halves to even
   function roundHalfEven(v) {
@@ -14,15 +16,24 @@
     return (Math.abs(v % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
   }
 
-  // Pillow's "L" conversion of RGBA pixels (alpha already composed onto white by the caller)
-  function greyFromRGBA(data, w, h) {
-    const out = new Float64Array(w * h);
-    for (let i = 0; i < w * h; i++) {
-      const l = (data[4 * i] * 19595 + data[4 * i + 1] * 38470 + data[4 * i + 2] * 7471 + 0x8000) >> 16;
-      out[i] = l;
+  // Pillow's "L" conversion of RGBA pixels, composed onto paper that contrasts with the ink:
+  // white, or black when what is drawn on a transparent picture is light (preprocess.flatten_alpha)
+  const lum = (d, i) => (d[4 * i] * 19595 + d[4 * i + 1] * 38470 + d[4 * i + 2] * 7471 + 0x8000) >> 16;
+  function inkStats(data, n) {
+    let inked = 0, weight = 0, transparent = false;
+    for (let i = 0; i < n; i++) { const a = data[4 * i + 3]; inked += lum(data, i) * a; weight += a; if (a < 255) transparent = true; }
+    return { inked, weight, transparent };
+  }
+  const paperFor = s => (!s.transparent ? null : s.weight > 0 && s.inked > 128 * s.weight ? 0 : 255);
+  function greyOn(data, n, paper) {
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const a = data[4 * i + 3];
+      out[i] = paper === null ? lum(data, i) : Math.floor((lum(data, i) * a + paper * (255 - a)) / 255 + 0.5);
     }
     return out;  // 0..255
   }
+  const greyFromRGBA = (data, w, h) => greyOn(data, w * h, paperFor(inkStats(data, w * h)));
 
   // Image.reduce(f): f x f box averages, partial blocks at the edges averaged over what is there
   function reduce(grey, w, h, f) {
@@ -78,6 +89,41 @@
         if (v4 > v2) { t = v4; v4 = v2; v2 = t; }
         out[y0 + x] = v4;
       }
+    }
+    return out;
+  }
+
+  // preprocess._filter: a square min or max filter of side 2r + 1, the window clipped at the
+  // edges (van Herk / Gil-Werman running extremum), rows then columns
+  function filter(a, w, h, r, op) {
+    const k = 2 * r + 1;
+    let src = a, sw = w, sh = h;
+    for (let pass = 0; pass < 2; pass++) {
+      const n = sw, m = Math.ceil((n + 2 * r) / k) * k, out = new Float64Array(sw * sh);
+      const padded = new Float64Array(m), ahead = new Float64Array(m), behind = new Float64Array(m);
+      for (let y = 0; y < sh; y++) {
+        for (let i = 0; i < m; i++) padded[i] = src[y * sw + Math.min(n - 1, Math.max(0, i - r))];
+        for (let b = 0; b < m; b += k) {
+          ahead[b] = padded[b];
+          for (let i = b + 1; i < b + k; i++) ahead[i] = op(ahead[i - 1], padded[i]);
+          behind[b + k - 1] = padded[b + k - 1];
+          for (let i = b + k - 2; i >= b; i--) behind[i] = op(behind[i + 1], padded[i]);
+        }
+        for (let i = 0; i < n; i++) out[i * sh + y] = op(behind[i], ahead[i + k - 1]);  // transposed
+      }
+      src = out; [sw, sh] = [sh, sw];
+    }
+    return src;
+  }
+
+  // preprocess.paper_level and the mapping after it: paper -> 0, full ink stays 1
+  function flattenLighting(a, w, h) {
+    const r = Math.floor(Math.max(w, h) / OPENING);
+    const level = filter(filter(a, w, h, r, Math.min), w, h, r, Math.max);
+    const out = new Float64Array(w * h);
+    for (let i = 0; i < w * h; i++) {
+      const l = Math.min(level[i], FLAT_CAP);
+      out[i] = Math.max((a[i] - l) / (1 - l), 0);
     }
     return out;
   }
@@ -169,10 +215,11 @@
   class ImageError extends Error {}
 
   // grey: 0..255 values, row-major, w x h -> Float32Array(784) in [0, 1], or throws ImageError
-  function preprocess(grey, w, h) { return preprocessWithExtent(grey, w, h).input; }
+  function preprocess(grey, w, h, polarity) { return preprocessWithExtent(grey, w, h, polarity).input; }
 
   // preprocess, and the ink's extent: its bounding box's longer side over the picture's
-  function preprocessWithExtent(grey, w, h) {
+  // polarity: "auto" (the border is background) or "dark-on-light" (the pad: paper is white)
+  function preprocessWithExtent(grey, w, h, polarity = "auto") {
     if (w * h === 0) throw new ImageError("empty image");
     if (Math.max(w, h) > WORK_SIZE) ({ grey, w, h } = reduce(grey, w, h, Math.ceil(Math.max(w, h) / WORK_SIZE)));
     const n = w * h;
@@ -181,8 +228,8 @@
     const border = new Float64Array(2 * (w + h));
     for (let x = 0; x < w; x++) { border[2 * x] = a[x]; border[2 * x + 1] = a[(h - 1) * w + x]; }
     for (let y = 0; y < h; y++) { border[2 * w + 2 * y] = a[y * w]; border[2 * w + 2 * y + 1] = a[y * w + w - 1]; }
-    if (median(border) > 0.5) for (let i = 0; i < n; i++) a[i] = 1 - a[i];
-    if (Math.min(w, h) >= 56) a = median3x3(a, w, h);
+    if (polarity === "dark-on-light" || (polarity === "auto" && median(border) > 0.5)) for (let i = 0; i < n; i++) a[i] = 1 - a[i];
+    if (Math.min(w, h) >= 56) a = flattenLighting(median3x3(Float64Array.from(a, Math.fround), w, h), w, h);  // Pillow filters float32
     const blank = "blank image (no ink found)";
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i]; }
@@ -195,12 +242,12 @@
     for (let i = 0, j = 0, k = 0; i < n; i++) if (a[i] < t) below[j++] = a[i]; else above[k++] = a[i];
     const bg = median(below), fg = percentile(above.sort(), 0.9);
     if (fg - bg < 0.08) throw new ImageError(blank);
-    const cut = 0.5 * (t - bg) / (fg - bg);
+    const cut = 0.5 * (t - bg) / (fg - bg), inkAt = Math.max(t, (bg + fg) / 2);
     let y0 = h, y1 = -1, x0 = w, x1 = -1;
     const norm = new Float64Array(w * h);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
       const v = a[y * w + x];
-      if (v >= t) { y0 = Math.min(y0, y); y1 = Math.max(y1, y); x0 = Math.min(x0, x); x1 = Math.max(x1, x); }
+      if (v >= inkAt) { y0 = Math.min(y0, y); y1 = Math.max(y1, y); x0 = Math.min(x0, x); x1 = Math.max(x1, x); }
       let n = Math.min(1, Math.max(0, (v - bg) / (fg - bg)));
       norm[y * w + x] = n < cut ? 0 : n;
     }
@@ -433,10 +480,10 @@
   }
 
   // answers.Predictor.answer for a picture: blank, too small, or the model's answer
-  function answer(model, grey, w, h) {
+  function answer(model, grey, w, h, polarity = "auto") {
     const m = unpack(model);
     let pre;
-    try { pre = preprocessWithExtent(grey, w, h); } catch (e) {
+    try { pre = preprocessWithExtent(grey, w, h, polarity); } catch (e) {
       if (e instanceof ImageError && /blank/.test(e.message)) return finish(m, { state: "blank" });
       throw e;
     }
@@ -458,7 +505,45 @@
     return { map, bias: m.bias[label] - m.bias[against] };
   }
 
-  global.Mnist = { preprocess, preprocessWithExtent, predict, greyFromRGBA, deskew, ImageError, roundHalfEven,
+  // A picture's width and height from its first bytes (PNG, GIF, BMP, JPEG, WebP), or null:
+  // the page refuses one over MAX_PIXELS before decoding it, as preprocess.load_image does
+  function imageSize(b) {
+    const u16 = (i, le) => (le ? b[i] | b[i + 1] << 8 : b[i] << 8 | b[i + 1]);
+    const u32 = (i, le) => (le ? u16(i, true) + u16(i + 2, true) * 65536 : u16(i) * 65536 + u16(i + 2));
+    const tag = (i, t) => String.fromCharCode(...b.subarray(i, i + t.length)) === t;
+    if (b.length >= 24 && b[0] === 0x89 && tag(1, "PNG")) return [u32(16), u32(20)];
+    if (b.length >= 10 && tag(0, "GIF8")) return [u16(6, true), u16(8, true)];
+    if (b.length >= 26 && tag(0, "BM")) return [Math.abs(u32(18, true) | 0), Math.abs(u32(22, true) | 0)];
+    if (b.length >= 30 && tag(0, "RIFF") && tag(8, "WEBP")) {
+      if (tag(12, "VP8X")) return [1 + (b[24] | b[25] << 8 | b[26] << 16), 1 + (b[27] | b[28] << 8 | b[29] << 16)];
+      if (tag(12, "VP8L")) { const v = u32(21, true); return [1 + (v & 0x3fff), 1 + ((v >>> 14) & 0x3fff)]; }
+      if (tag(12, "VP8 ")) return [u16(26, true) & 0x3fff, u16(28, true) & 0x3fff];
+    }
+    if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
+      for (let i = 2; i + 9 < b.length;) {
+        if (b[i] !== 0xff) { i++; continue; }
+        const marker = b[i + 1];
+        if (marker === 0xff) { i++; continue; }
+        if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) return [u16(i + 7), u16(i + 5)];
+        if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; }
+        i += 2 + u16(i + 2);
+      }
+    }
+    return null;
+  }
+
+  // preprocess.load_image's refusals, word for word, for a file the page is given
+  function mib(n) { return `${(n / 1048576).toFixed(1).replace(/\.0$/, "")} MiB`; }  // _files.mib
+  function refusal(name, size, dims) {
+    if (!size) return `${name}: empty file`;
+    if (size > MAX_FILE_BYTES) return `${name}: ${mib(size)}, over the ${mib(MAX_FILE_BYTES)} limit`;
+    if (dims && dims[0] * dims[1] > MAX_PIXELS)
+      return `${name}: ${(dims[0] * dims[1]).toLocaleString("en-US")} pixels (width x height) is over the limit of ` +
+        MAX_PIXELS.toLocaleString("en-US");
+    return null;
+  }
+
+  global.Mnist = { imageSize, refusal, inkStats, paperFor, greyOn, MAX_FILE_BYTES, MAX_PIXELS, WORK_SIZE, reduce, preprocess, preprocessWithExtent, predict, greyFromRGBA, deskew, ImageError, roundHalfEven,
                    TRANSFORMS, unpack, likenessScore, likenessOf, calibrate, decide, message, answer, answerPixels,
                    explain };
 })(typeof window !== "undefined" ? window : globalThis);
