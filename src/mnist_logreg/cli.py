@@ -312,6 +312,12 @@ def _add_serve(sub) -> None:
                    default=10.0, help="larger request bodies get 413 (at most 1024)")
     p.add_argument("--workers", type=_number(int, 1, False, "at least 1, at most 64", high=64), default=1,
                    help="server processes sharing the port (uvicorn's workers; each loads the model, ~150 MB)")
+    p.add_argument("--collect", metavar="DIR", default=None,
+                   help="offer \"Wrong? It was ...\" on the page and save each correction into DIR (the 28x28 "
+                        "input, the label, the time: labels.csv + PNGs, for train --extra-images DIR); off by "
+                        "default")
+    p.add_argument("--collect-max", type=_number(int, 1, False, "at least 1, at most 1000000", high=10**6),
+                   default=10_000, metavar="N", help="examples --collect keeps at most (then 507)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -337,12 +343,17 @@ def cmd_serve(args):
 
     torch.set_num_threads(1)  # many small requests: one thread each, served concurrently
     limit = int(args.max_body_mb * 1024 * 1024)
-    app = create_app(args.checkpoint, max_body_bytes=limit)  # loaded here first: a bad checkpoint is one line
+    if args.collect:
+        _check_collect_folder(Path(args.collect), args.checkpoint)
+    app = create_app(args.checkpoint, max_body_bytes=limit, collect=args.collect,  # loaded here first: a bad
+                     collect_max=args.collect_max)                                 # checkpoint is one line
     workers = f", {args.workers} workers" if args.workers > 1 else ""
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/{workers} (Ctrl-C stops)", flush=True)
     if args.workers > 1:  # uvicorn starts the processes; each builds its app from these
         os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"] = str(Path(args.checkpoint).resolve())
         os.environ["MNIST_LOGREG_SERVE_MAX_BODY"] = str(limit)
+        os.environ["MNIST_LOGREG_SERVE_COLLECT"] = str(Path(args.collect).resolve()) if args.collect else ""
+        os.environ["MNIST_LOGREG_SERVE_COLLECT_MAX"] = str(args.collect_max)
         app = "mnist_logreg.serve:app_from_environment"
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
@@ -350,6 +361,24 @@ def cmd_serve(args):
     except OSError as e:
         raise ConfigError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
     return 0
+
+
+def _check_collect_folder(folder: Path, checkpoint) -> None:
+    """--collect DIR: a new or empty folder, or one of examples already (labels.csv), never
+    the served run's folder or any other folder of files."""
+    from .examples import INDEX
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--collect {folder}: is a file, not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / INDEX).is_file():
+        raise ConfigError(f"--collect {folder}: holds files but no {INDEX}; give a new or empty folder, or one "
+                          f"that serve --collect wrote")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--collect {folder}: cannot create it: {e.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--collect {folder}: not writable")
 
 
 def cmd_export(args):

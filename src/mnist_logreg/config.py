@@ -156,6 +156,13 @@ class TrainConfig(_Settings):
                                 resumable=True)
     train_csv: typing.Optional[str] = setting(
         None, "train on a Kaggle Digit Recognizer train.csv instead (no test set)", metavar="FILE")
+    extra_images: typing.Optional[str] = setting(
+        None, "a folder of labelled examples to learn from as well (labels.csv + 28x28 PNGs: what serve "
+              "--collect writes and the page's \"download my examples\" holds); they join the training split "
+              "only", metavar="DIR")
+    extra_weight: int = setting(
+        20, "how many times each --extra-images example counts (it is repeated in the training split)", low=1,
+        high=10_000, metavar="W")
     val_size: int = setting(10_000, "validation images held out of train", low=0, high=10**9)
     seed: int = setting(0, "seed of the initial weights, the split and the shuffling", low=0, high=2**32 - 1)
     dry_run: bool = setting(False, "a quick check: 1 epoch on 2,000 training images, 1,000 validation images")

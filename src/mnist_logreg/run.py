@@ -287,7 +287,29 @@ def load_training_data(cfg: TrainConfig, log=print) -> TrainingData:
     if cfg.dry_run:
         train, val = train.subset(slice(0, 2000)), val.subset(slice(0, 1000))
         test = test.subset(slice(0, 1000)) if test is not None else None
+    if cfg.extra_images:
+        train = with_extra_images(train, cfg, log)
     return TrainingData(train, val if len(val) else None, test, full.classes)
+
+
+def with_extra_images(train, cfg: TrainConfig, log=print):
+    """The training split and the examples of ``cfg.extra_images``, each ``extra_weight`` times
+    (examples.py's layout: what people corrected on the page)."""
+    import torch
+
+    from .data import ImageSet
+    from .examples import read
+
+    try:
+        images, labels, _ = read(cfg.extra_images, len(train.classes))
+    except ConfigError as e:
+        raise ConfigError(f"{_ref('extra_images')}: {e}") from None
+    w = cfg.extra_weight
+    extra = torch.from_numpy(images).repeat(w, 1, 1), torch.from_numpy(labels).repeat(w)
+    if log:
+        log(f"extra images: {len(labels):,} examples from {cfg.extra_images}, each counted {w} times")
+    return ImageSet(torch.cat([train.images, extra[0]]), torch.cat([train.labels, extra[1]]), train.classes,
+                    f"{train.name}+extra")
 
 
 def new_run_dir(runs_dir, name, dataset) -> Path:

@@ -38,13 +38,16 @@ def model_info(ckpt) -> dict:
             "likeness": ckpt.trust is not None and ckpt.trust.likeness is not None}
 
 
-def model_js(ckpt) -> str:
+def model_js(ckpt, examples: str | None = None) -> str:
     """``window.MNIST_MODEL = {...};``: one JSON value, nothing else, so that no name or string
     of a checkpoint can become code (JSON escapes every quote, newline and U+2028 in it). The
     weights travel as base64 float32 (the very same bits), the likeness model as base64 float16
-    (the precision it was fitted in: trust.py rounds it), with the answer rules of answers.py."""
+    (the precision it was fitted in: trust.py rounds it), with the answer rules of answers.py.
+    ``examples``: where the page's "Wrong? It was ..." corrections go: "server" (``serve
+    --collect``), "browser" (the static site: the browser's storage, then a download), or None
+    (not offered)."""
     data = {**model_info(ckpt), "rules": RULES, "weights": _b64(ckpt.model.linear.weight, "<f4"),
-            "bias": _b64(ckpt.model.linear.bias, "<f4"), "trust": _trust_json(ckpt.trust)}
+            "bias": _b64(ckpt.model.linear.bias, "<f4"), "trust": _trust_json(ckpt.trust), "examples": examples}
     return "window.MNIST_MODEL = " + json.dumps(data, ensure_ascii=True, allow_nan=False) + ";\n"
 
 
@@ -90,7 +93,7 @@ def export_site(ckpt, out, *, force: bool = False) -> Path:
         shutil.copyfile(STATIC / "index.html", tmp / "index.html")
         for name in PAGE_FILES:
             shutil.copyfile(STATIC / name, tmp / "static" / name)
-        (tmp / "model.js").write_text(model_js(ckpt), encoding="utf-8")
+        (tmp / "model.js").write_text(model_js(ckpt, examples="browser"), encoding="utf-8")
         (tmp / MARKER).write_text("a site written by mnist-logreg export --format web; "
                                   "export --force replaces only folders that hold this file\n", encoding="utf-8")
         os.chmod(tmp, 0o755)

@@ -179,7 +179,7 @@ async def _uploaded_image(request, decode: _Decoder, work):
 
 
 async def _json_pixels(request):
-    """The 28x28 input from a JSON body {"pixels": [...]}."""
+    """The 28x28 input from a JSON body {"pixels": [...]}, and the body."""
     raw = await request.body()
     if _depth(raw) > MAX_JSON_DEPTH:
         raise _Refusal(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -190,7 +190,7 @@ async def _json_pixels(request):
     msg, x = _pixels(body)
     if msg:
         raise _Refusal(422, msg)
-    return x
+    return x, body
 
 
 def _add_error_handlers(app) -> None:
@@ -213,9 +213,12 @@ def _add_error_handlers(app) -> None:
         return JSONResponse({"error": "client disconnected"}, status_code=400)
 
 
-def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
+def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None, collect_max: int | None = None):
     """A FastAPI app serving the model in ``checkpoint`` (loaded once, here). It keeps no state
-    between requests: any number of processes can serve one port (``serve --workers N``)."""
+    between requests: any number of processes can serve one port (``serve --workers N``).
+    ``collect``: a folder where POST /api/examples saves the corrections people make on the page
+    (examples.py's layout, at most ``collect_max`` of them); without it there is no such route
+    and the page offers no "Wrong?" button."""
     import numpy as np
     from fastapi import Request
     from fastapi.responses import FileResponse, Response
@@ -229,7 +232,7 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
     ckpt = load_checkpoint(checkpoint)
     pred = Predictor.from_checkpoint(ckpt)
     info = model_info(ckpt)
-    script = model_js(ckpt)
+    script = model_js(ckpt, examples="server" if collect else None)
 
     app = FastAPIOffline(title="mnist-logreg", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                          static_url="/api/docs-assets", description=API_DESCRIPTION)
@@ -275,11 +278,38 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY):
         if ctype.startswith("multipart/form-data"):
             return answer(await _uploaded_image(request, decode, pred.answer), explain)
         if ctype.startswith("application/json") or not ctype:
-            return answer(pred.answer(await _json_pixels(request)), explain)
+            return answer(pred.answer((await _json_pixels(request))[0]), explain)
         raise _Refusal(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
                             f"or application/json {{\"pixels\": [...]}}")
 
+    if collect:
+        _add_collect(app, Path(collect), collect_max, len(pred.classes))
     return app
+
+
+def _add_collect(app, folder: Path, limit, num_classes: int) -> None:
+    """POST /api/examples: one correction from the page, saved in ``folder`` (a worker thread:
+    the folder's lock may make it wait for another process)."""
+    from fastapi import Request
+    from starlette.concurrency import run_in_threadpool
+
+    from .. import examples
+    from ..errors import ConfigError
+
+    limit = examples.MAX_EXAMPLES if limit is None else limit
+
+    @app.post("/api/examples", status_code=201, summary="Save a corrected example (serve --collect)",
+              openapi_extra={"requestBody": EXAMPLE_BODY})
+    async def save_example(request: Request):
+        pixels, body = await _json_pixels(request)
+        label = body.get("label")
+        try:
+            name = await run_in_threadpool(examples.add, folder, pixels, label, num_classes, limit)
+        except examples.FolderFull as e:
+            raise _Refusal(507, str(e)) from None
+        except ConfigError as e:
+            raise _Refusal(422, str(e)) from None
+        return {"saved": name}
 
 
 API_DESCRIPTION = ("Classify handwritten digits with one linear layer, honestly. Send an image (any format "
@@ -307,6 +337,15 @@ PREDICT_BODY = {"required": True, "content": {
                       {"type": "array", "minItems": 28, "maxItems": 28,
                        "items": {"type": "array", "items": {"type": "number"}, "minItems": 28, "maxItems": 28}}]}}},
         "example": {"pixels": [0.0] * 784}}}}
+
+
+#: POST /api/examples: the input the model read, and what it should have said
+EXAMPLE_BODY = {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["pixels", "label"], "properties": {
+        "pixels": {"description": "the 28x28 input the model read (784 numbers in [0, 1])",
+                   "type": "array", "items": {"type": "number"}, "minItems": 784, "maxItems": 784},
+        "label": {"type": "integer", "minimum": 0, "description": "the right class"}}},
+    "example": {"pixels": [0.0] * 784, "label": 1}}}}
 
 
 def _prediction_responses() -> dict:
@@ -412,4 +451,6 @@ def app_from_environment():
 
     torch.set_num_threads(1)
     return create_app(os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"],
-                      max_body_bytes=int(os.environ.get("MNIST_LOGREG_SERVE_MAX_BODY", DEFAULT_MAX_BODY)))
+                      max_body_bytes=int(os.environ.get("MNIST_LOGREG_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
+                      collect=os.environ.get("MNIST_LOGREG_SERVE_COLLECT") or None,
+                      collect_max=int(os.environ.get("MNIST_LOGREG_SERVE_COLLECT_MAX", 10_000)))

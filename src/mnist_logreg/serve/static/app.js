@@ -54,6 +54,9 @@ function buildBars() {
     bars.appendChild(row);
   });
   $("against").innerHTML = "";
+  const sel = $("teach-label");
+  sel.innerHTML = "<option value=\"\">choose</option>";
+  classes.forEach((c, i) => { const o = document.createElement("option"); o.value = String(i); o.textContent = c; sel.appendChild(o); });
 }
 
 function drawGrey(g, x) {
@@ -139,6 +142,8 @@ function show(a, announce) {
   drawEvidence(a);
   $("evidence-label").textContent = a && a.label !== undefined && a.seen
     ? `Why ${c(a.label)}: red pixels count for it, blue for` : "Why: red pixels count for the answer, blue for";
+  if (announce) { $("teach-label").value = ""; $("teach-status").textContent = ""; }  // a new answer
+  showTeach(a);
   const status = $("status");
   status.classList.toggle("error", state === "error");
   status.classList.toggle("visually-hidden", state === "digit");  // said aloud; the digit shows it
@@ -320,6 +325,97 @@ $("upload").addEventListener("change", e => {
   e.target.value = "";
   if (file) upload(file);
 });
+
+// -- "Wrong? It was ...": the input the model read and the right label, saved by the server
+// (serve --collect DIR) or, on the static site, in this browser until "Download my examples"
+// writes the folder train --extra-images reads (examples.py's layout, as a zip) ------------
+const STORE = "mnist-logreg-examples", STORE_MAX = 2000;  // ~1 KB each: well inside the browser's 5 MB
+const stored = () => { try { return JSON.parse(localStorage.getItem(STORE) || "[]"); } catch (e) { return []; } };
+
+function showTeach(a) {
+  const where = model && model.examples;
+  $("teach").hidden = !where || !a || !a.input || a.state === "error";
+  $("download").hidden = where !== "browser" || !stored().length;
+  if (where === "browser") $("download").textContent = `Download my examples (${stored().length})`;
+}
+
+async function saveExample() {
+  const a = current, label = $("teach-label").value, status = $("teach-status");
+  if (!a || !a.input || label === "") { status.textContent = "Choose what it was first."; return; }
+  const pixels = Array.from(a.input, v => Math.round(v * 255) / 255);
+  if (model.examples === "server") {
+    try {
+      const r = await fetch("api/examples", { method: "POST", headers: { "content-type": "application/json" },
+                                              body: JSON.stringify({ pixels, label: +label }) });
+      const body = await r.json();
+      status.textContent = r.ok ? `Saved as ${classes[+label]}: thank you. It will learn from it when it is ` +
+        "retrained (train --extra-images)." : `Not saved: ${body.error}`;
+    } catch (e) { status.textContent = "Not saved: the server did not answer."; }
+    return;
+  }
+  const all = stored();
+  if (all.length >= STORE_MAX) { status.textContent = `Not saved: ${STORE_MAX} examples is this page's limit; download them first.`; return; }
+  all.push({ pixels: btoa(String.fromCharCode(...pixels.map(v => Math.round(v * 255)))), label: +label,
+             saved: new Date().toISOString().slice(0, 19) + "+00:00" });
+  try { localStorage.setItem(STORE, JSON.stringify(all)); } catch (e) { status.textContent = "Not saved: this browser's storage is full."; return; }
+  status.textContent = `Saved as ${classes[+label]} in this browser (${all.length}); download them to train with them.`;
+  showTeach(current);
+}
+
+async function downloadExamples() {
+  const all = stored(), files = [], lines = ["file,label,saved"];
+  const c = document.createElement("canvas");
+  c.width = c.height = 28;
+  const g = c.getContext("2d");
+  for (let k = 0; k < all.length; k++) {
+    const e = all[k], img = g.createImageData(28, 28), px = atob(e.pixels);
+    for (let i = 0; i < 784; i++) {
+      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = px.charCodeAt(i); img.data[4 * i + 3] = 255;
+    }
+    g.putImageData(img, 0, 0);
+    const name = `${e.saved.slice(0, 19).replace(/[-:]/g, "")}-${String(k).padStart(5, "0")}.png`;
+    const blob = await new Promise(r => c.toBlob(r, "image/png"));
+    files.push([`my-examples/${name}`, new Uint8Array(await blob.arrayBuffer())]);
+    lines.push(`${name},${e.label},${e.saved}`);
+  }
+  files.unshift(["my-examples/labels.csv", new TextEncoder().encode(lines.join("\n") + "\n")]);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([zip(files)], { type: "application/zip" }));
+  link.download = "my-examples.zip";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// A zip of stored (uncompressed) files: local headers, the central directory, its end
+function zip(files) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = d => { let c = 0xffffffff; for (const b of d) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const parts = [], central = [];
+  let offset = 0;
+  const le = (n, bytes) => Array.from({ length: bytes }, (_, i) => (n >>> (8 * i)) & 0xff);
+  for (const [name, data] of files) {
+    const n = new TextEncoder().encode(name), crc = crc32(data);
+    // version 2.0, no flags, stored, 00:00 on 1980-01-01, CRC, sizes, name length, no extra field
+    const common = [...le(20, 2), ...le(0, 2), ...le(0, 2), ...le(0, 2), ...le(33, 2), ...le(crc, 4),
+                    ...le(data.length, 4), ...le(data.length, 4), ...le(n.length, 2), ...le(0, 2)];
+    const local = Uint8Array.from([...le(0x04034b50, 4), ...common, ...n]);
+    central.push(Uint8Array.from([...le(0x02014b50, 4), ...le(20, 2), ...common, ...le(0, 2), ...le(0, 2), ...le(0, 2),
+                                  ...le(0, 4), ...le(offset, 4), ...n]));
+    parts.push(local, data);
+    offset += local.length + data.length;
+  }
+  const size = central.reduce((s, c) => s + c.length, 0);
+  const end = Uint8Array.from([...le(0x06054b50, 4), ...le(0, 4), ...le(files.length, 2), ...le(files.length, 2),
+                               ...le(size, 4), ...le(offset, 4), ...le(0, 2)]);
+  return new Blob([...parts, ...central, end]);
+}
+
+$("teach-save").addEventListener("click", saveExample);
+$("download").addEventListener("click", downloadExamples);
 
 // -- the model: model.js loads after this file -------------------------------------------
 function modelReady() {
