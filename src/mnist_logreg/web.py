@@ -38,16 +38,17 @@ def model_info(ckpt) -> dict:
             "likeness": ckpt.trust is not None and ckpt.trust.likeness is not None}
 
 
-def model_js(ckpt, examples: str | None = None) -> str:
+def model_js(ckpt, examples: str | None = None, links: dict | None = None) -> str:
     """``window.MNIST_MODEL = {...};``: one JSON value, nothing else, so that no name or string
     of a checkpoint can become code (JSON escapes every quote, newline and U+2028 in it). The
     weights travel as base64 float32 (the very same bits), the likeness model as base64 float16
     (the precision it was fitted in: trust.py rounds it), with the answer rules of answers.py.
     ``examples``: where the page's "Wrong? It was ..." corrections go: "server" (``serve
     --collect``), "browser" (the static site: the browser's storage, then a download), or None
-    (not offered)."""
+    (not offered). ``links``: {"docs": URL or None, "report": URL or None}, shown under the page."""
     data = {**model_info(ckpt), "rules": RULES, "weights": _b64(ckpt.model.linear.weight, "<f4"),
-            "bias": _b64(ckpt.model.linear.bias, "<f4"), "trust": _trust_json(ckpt.trust), "examples": examples}
+            "bias": _b64(ckpt.model.linear.bias, "<f4"), "trust": _trust_json(ckpt.trust), "examples": examples,
+            "links": links or {"docs": None, "report": None}}
     return "window.MNIST_MODEL = " + json.dumps(data, ensure_ascii=True, allow_nan=False) + ";\n"
 
 
@@ -80,6 +81,14 @@ def _trust_json(trust):
 MARKER = ".mnist-logreg-site"  # in every folder export_site writes: only such a folder is ever replaced
 
 
+def _run_report(ckpt):
+    """The report.html of the run the checkpoint belongs to, or None."""
+    path = Path(ckpt.path) if ckpt.path is not None else None
+    if path is None or path.name != "checkpoint.pt" or not (path.parent / "report.html").is_file():
+        return None
+    return path.parent / "report.html"
+
+
 def export_site(ckpt, out, *, force: bool = False) -> Path:
     """Write the static site for ``ckpt`` into the folder ``out``, whole or not at all (built
     beside it, then renamed into place). An existing folder is replaced only with ``force``, and
@@ -93,7 +102,11 @@ def export_site(ckpt, out, *, force: bool = False) -> Path:
         shutil.copyfile(STATIC / "index.html", tmp / "index.html")
         for name in PAGE_FILES:
             shutil.copyfile(STATIC / name, tmp / "static" / name)
-        (tmp / "model.js").write_text(model_js(ckpt, examples="browser"), encoding="utf-8")
+        report = _run_report(ckpt)
+        if report is not None:  # the run's report beside the page, linked from it
+            shutil.copyfile(report, tmp / "report.html")
+        (tmp / "model.js").write_text(model_js(ckpt, examples="browser", links={
+            "docs": None, "report": "report.html" if report is not None else None}), encoding="utf-8")
         (tmp / MARKER).write_text("a site written by mnist-logreg export --format web; "
                                   "export --force replaces only folders that hold this file\n", encoding="utf-8")
         os.chmod(tmp, 0o755)

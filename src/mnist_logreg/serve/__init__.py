@@ -92,6 +92,11 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 's
             "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
+#: the run's report: one self-contained page (inline styles, data: images), no script at all
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+              "frame-ancestors 'none'")
+
+
 class _SecurityHeaders:
     """ASGI middleware: every response says nosniff, no framing, no referrer, and its CSP."""
 
@@ -101,7 +106,8 @@ class _SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        csp = (DOCS_CSP if scope.get("path", "").startswith("/api/docs") else PAGE_CSP).encode()
+        path = scope.get("path", "")
+        csp = (DOCS_CSP if path.startswith("/api/docs") else REPORT_CSP if path == "/report" else PAGE_CSP).encode()
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
@@ -224,6 +230,7 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
     from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
     from fastapi_offline import FastAPIOffline
+    from starlette.middleware.gzip import GZipMiddleware
 
     from ..answers import Predictor
     from ..checkpoint import load_checkpoint
@@ -232,14 +239,18 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
     ckpt = load_checkpoint(checkpoint)
     pred = Predictor.from_checkpoint(ckpt)
     info = model_info(ckpt)
-    script = model_js(ckpt, examples="server" if collect else None)
+    report = _report_of(checkpoint)
+    script = model_js(ckpt, examples="server" if collect else None,
+                      links={"docs": "api/docs", "report": "report" if report else None})
 
-    app = FastAPIOffline(title="mnist-logreg", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+    app = FastAPIOffline(title="mnist-logreg", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                          static_url="/api/docs-assets", description=API_DESCRIPTION)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # model.js 313 -> 234 KB (base64), the page 3x smaller
     app.add_middleware(_SecurityHeaders)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_docs_and_links(app)
     decode = _Decoder()
 
     def answer(a, explain: bool) -> dict:
@@ -251,19 +262,24 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
                                "map": np.round(e.map, 6).tolist()}
         return out
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @app.get("/model.js", include_in_schema=False)
+    @app.api_route("/model.js", methods=["GET", "HEAD"], include_in_schema=False)
     def weights_script():
         return Response(script, media_type="text/javascript")
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
     def favicon():
         return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
-    @app.get("/api/health")
+    if report is not None:
+        @app.api_route("/report", methods=["GET", "HEAD"], include_in_schema=False)
+        def report_page():
+            return Response(report, media_type="text/html")
+
+    @app.api_route("/api/health", methods=["GET", "HEAD"])
     def health():
         return {"status": "ok"}
 
@@ -285,6 +301,78 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
     if collect:
         _add_collect(app, Path(collect), collect_max, len(pred.classes))
     return app
+
+
+MAX_REPORT_BYTES = 32 * 2**20
+
+
+def _report_of(checkpoint) -> bytes | None:
+    """The run's report.html, served at /report, when the checkpoint is a run's (None otherwise)."""
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent if path.name == "checkpoint.pt" else None
+    if folder is None or not (folder / "report.html").is_file():
+        return None
+    from .._files import read_input
+    try:
+        return read_input(folder / "report.html", MAX_REPORT_BYTES)
+    except Exception:  # an unreadable report is not a reason not to serve the model
+        log.warning("%s: not served (unreadable or over %d bytes)", folder / "report.html", MAX_REPORT_BYTES)
+        return None
+
+
+#: Swagger UI's page, made to pass axe-core where its template decides: a language, a main
+#: landmark around the app, contrast of the version badges
+DOCS_STYLE = ("<style>.swagger-ui .info .title small pre{color:#fff}.swagger-ui .info .title small{background:#3b4151}"
+              ".swagger-ui .info .title small.version-stamp{background:#1d6b3a}"
+              ".swagger-ui .info a.url,.swagger-ui .info .link{color:#1a5fd0}"
+              ".swagger-ui .opblock.opblock-get .opblock-summary-method{background:#1a5fd0}"
+              ".swagger-ui .opblock.opblock-post .opblock-summary-method{background:#1d6b3a}"
+              ".swagger-ui .json-schema-2020-12-expand-deep-button{color:#595959}</style>")
+
+
+#: Swagger UI keeps the multipart form's state when the body is switched back to JSON (the
+#: editor showed {"image": {...}}): on a switch to JSON, this puts the operation's example there
+DOCS_PLUGIN = """<script>
+window.jsonExampleOnSwitch = () => ({ statePlugins: { oas3: { wrapActions: {
+  setRequestContentType: (orig, system) => (args) => {
+    const out = orig(args), [path, method] = args.pathMethod;
+    if (args.value === "application/json") {
+      const ex = system.specSelectors.specJson().getIn(
+        ["paths", path, method, "requestBody", "content", "application/json", "example"]);
+      if (ex) system.oas3Actions.setRequestBodyValue({ value: JSON.stringify(ex.toJS(), null, 2),
+                                                      pathMethod: args.pathMethod });
+    }
+    return out;
+  } } } } });
+</script>"""
+
+
+def _add_docs_and_links(app) -> None:
+    """/api/docs (Swagger UI from local files), and the short paths people try: /docs and
+    /openapi.json redirect to the real ones."""
+    import re
+
+    from fastapi import Request
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse, RedirectResponse
+
+    @app.api_route("/api/docs", methods=["GET", "HEAD"], include_in_schema=False)
+    def docs(request: Request):
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}/api/openapi.json", title="mnist-logreg API",
+            swagger_js_url=f"{root}/api/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/api/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/favicon.ico").body.decode()
+        page = re.sub(r"<html>", '<html lang="en">', page, count=1).replace("</head>", DOCS_STYLE + "</head>", 1)
+        page = re.sub(r'<div id="swagger-ui">\s*</div>', '<main><div id="swagger-ui"></div></main>' + DOCS_PLUGIN,
+                      page, count=1)
+        page = page.replace("presets: [", "plugins: [window.jsonExampleOnSwitch],\n    presets: [", 1)
+        return HTMLResponse(page)
+
+    for short, real in (("/docs", "/api/docs"), ("/openapi.json", "/api/openapi.json")):
+        app.add_api_route(short, lambda real=real: RedirectResponse(real, status_code=308), methods=["GET", "HEAD"],
+                          include_in_schema=False)
 
 
 def _add_collect(app, folder: Path, limit, num_classes: int) -> None:
@@ -322,12 +410,10 @@ API_DESCRIPTION = ("Classify handwritten digits with one linear layer, honestly.
                    "linear model the logit difference of two classes is exactly a sum over pixels.")
 
 #: the two request forms of POST /api/predict, for the OpenAPI schema (the handler reads the
-#: body itself, to bound its size and depth before parsing)
+#: body itself, to bound its size and depth before parsing). JSON comes first: Swagger UI fills
+#: the editor with the first form's example, and switching from multipart to JSON left its
+#: form state ({"image": ...}) in the editor instead of the example.
 PREDICT_BODY = {"required": True, "content": {
-    "multipart/form-data": {"schema": {
-        "type": "object", "required": ["image"],
-        "properties": {"image": {"type": "string", "format": "binary",
-                                 "description": "a photo or drawing of one digit (PNG, JPEG, ...)"}}}},
     "application/json": {"schema": {
         "type": "object", "required": ["pixels"],
         "properties": {"pixels": {
@@ -336,7 +422,11 @@ PREDICT_BODY = {"required": True, "content": {
             "oneOf": [{"type": "array", "items": {"type": "number"}, "minItems": 784, "maxItems": 784},
                       {"type": "array", "minItems": 28, "maxItems": 28,
                        "items": {"type": "array", "items": {"type": "number"}, "minItems": 28, "maxItems": 28}}]}}},
-        "example": {"pixels": [0.0] * 784}}}}
+        "example": {"pixels": [0.0] * 784}},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["image"],
+        "properties": {"image": {"type": "string", "format": "binary",
+                                 "description": "a photo or drawing of one digit (PNG, JPEG, ...)"}}}}}}
 
 
 #: POST /api/examples: the input the model read, and what it should have said

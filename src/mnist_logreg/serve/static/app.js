@@ -45,6 +45,7 @@ function redraw() {
 
 function buildBars() {
   bars.innerHTML = "";
+  bars.style.setProperty("--rows", Math.ceil(classes.length / 2));  // two columns on a phone
   classes.forEach(c => {
     const row = document.createElement("div");
     row.className = "bar";
@@ -146,7 +147,7 @@ function show(a, announce) {
   showTeach(a);
   const status = $("status");
   status.classList.toggle("error", state === "error");
-  status.classList.toggle("visually-hidden", state === "digit");  // said aloud; the digit shows it
+  status.classList.toggle("quiet", state === "digit");  // said aloud, not shown (the digit shows it); its room kept
   if (announce || state === "error" || state === "empty") status.textContent = a && a.message ? sentence(a) : "";
 }
 
@@ -287,7 +288,7 @@ async function upload(file) {
 
 function busy(text) {
   document.body.classList.add("busy");
-  $("status").classList.remove("visually-hidden", "error");
+  $("status").classList.remove("quiet", "error");
   $("status").textContent = text;
 }
 
@@ -433,7 +434,20 @@ function modelReady() {
     (model.trust ? "; it says when it is unsure or when a drawing is not a digit" : "");
   if (model.transform !== "none") $("seen-label").textContent = `What the model saw (28×28, after ${model.transform})`;
   buildBars();
+  showLinks(model.links || {});
   predict(true);  // whatever was drawn while the model loaded
+}
+
+function showLinks(links) {  // the API's documentation (served) and the run's report, when there are
+  const p = $("links");
+  p.textContent = "";
+  [["docs", "The REST API and its documentation"], ["report", "This model's report: how it was trained and how well it does"]]
+    .filter(([k]) => links[k]).forEach(([k, text], i) => {
+      if (i) p.append(" · ");
+      const a = document.createElement("a");
+      a.href = links[k]; a.textContent = text;
+      p.append(a);
+    });
 }
 
 const script = $("model-script");
