@@ -224,3 +224,16 @@ def test_the_page_saves_a_correction_on_the_server_and_on_the_static_site(tmp_pa
         z.extractall(tmp_path / "unzipped")
     images, labels, _ = examples.read(tmp_path / "unzipped" / "my-examples", 10)
     assert labels.tolist() == [1, 1] and images.shape == (2, 28, 28) and images.max() == 255
+
+
+def test_predict_scores_a_folder_of_examples_against_its_labels(tmp_path, web_checkpoint, run_cli):
+    import json
+    folder = tmp_path / "mine"
+    for k in range(3):
+        examples.add(folder, _one(k), 1 if k < 2 else 7, num_classes=10)
+    code, out, err = run_cli("predict", web_checkpoint, "--image", folder)
+    assert code == 0, err
+    assert "of 3 labelled images right" in out and out.count("Label: 1") == 2 and "Label: 7" in out
+    code, out, _ = run_cli("predict", web_checkpoint, "--image", folder, "--json")
+    rows = json.loads(out)
+    assert sorted(r["label"] for r in (rows if isinstance(rows, list) else rows["results"])) == [1, 1, 7]

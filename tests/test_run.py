@@ -185,6 +185,7 @@ def test_every_setting_is_an_option_and_reaches_the_config():
     from mnist_logreg.cli import _given
     changed = {"dataset": "fashion-mnist", "data_dir": "d", "no_download": True, "train_csv": "t.csv",
                "val_size": 5, "seed": 7, "dry_run": True, "calibration_holdout": 100, "transform": "cbrt", "solver": "minibatch", "epochs": 3,
+               "extra_images": "mine", "extra_weight": 5,
                "lr": 0.5, "batch_size": 64, "optimizer": "adamw", "lr_schedule": "cosine", "momentum": 0.5,
                "weight_decay": 0.25, "loss_cap": 4.0, "loss_q": 0.25, "average_from": 2, "augment_shift": 1.0,
                "augment_rotate": 2.0, "augment_scale": 0.125, "augment_elastic": 1.5, "distill_epochs": 0,

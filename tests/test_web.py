@@ -392,3 +392,20 @@ def test_white_ink_on_transparency_and_a_pad_covered_in_ink(browser, site, run, 
     status = page.locator("#status").text_content()
     assert _state(page) == "blank" and "covered in ink" in status, status   # it said nothing before
     page.close()
+
+
+def test_a_large_upload_is_read_in_strips_as_python_reads_it(browser, site, tmp_path):
+    """A 2,600-pixel PNG (box-reduced by 3 to 867 before preprocessing, read by the page in
+    strips of 1,599 rows, two passes for its transparency) with white ink on transparent
+    paper: the page's input equals Python's to float rounding."""
+    from PIL import ImageDraw
+    im = Image.new("RGBA", (2600, 2400), (255, 255, 255, 0))
+    ImageDraw.Draw(im).line([(900, 500), (1700, 500), (1100, 1900)], fill=(255, 255, 255, 255), width=160)
+    im.save(tmp_path / "big.png")
+    page, _ = _open(browser, site)
+    page.set_input_files("#upload", str(tmp_path / "big.png"))
+    _until(page, "document.getElementById('source').textContent.includes('big.png')", timeout=30)
+    got = np.asarray(page.evaluate("Array.from(current.input)"), dtype=np.float32).reshape(28, 28)
+    page.close()
+    want = preprocess((tmp_path / "big.png").read_bytes())
+    assert np.abs(got - want).max() <= 1 / 255 and np.abs(got - want).mean() < 1e-4

@@ -277,7 +277,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--split", choices=["test", "train"], default="test", help="split that --index refers to")
     p.add_argument("--image", nargs="+", metavar="FILE_OR_DIR", default=None,
                    help="image files or folders of them (PNG, JPEG, BMP, GIF, WebP, ...): photos and drawings "
-                        "are preprocessed the way MNIST was (see --no-preprocess)")
+                        "are preprocessed the way MNIST was (see --no-preprocess); a folder with a labels.csv "
+                        "(file,label: what serve --collect writes) is scored against its labels")
     p.add_argument("--no-preprocess", action="store_true",
                    help="use --image files as they are: 28x28 grey, light digit on dark, like MNIST")
     p.add_argument("--show-preprocessed", metavar="PNG", default=None,
@@ -731,9 +732,27 @@ def _predict_images(args, pred):
                      [f"{Path(f).name[:14]}→{_short(a, pred.classes)}" for f, a in zip(files, answers)],
                      ["black"] * len(files), args.show_preprocessed, cols=min(8, len(files)),
                      title="What the model saw (28x28, after preprocessing)")
-    results = [{"file": str(f), **_answer_fields(a, args.top)} for f, a in zip(files, answers)]
-    lines = [f"{f}: {_line(a, args.top)}" for f, a in zip(files, answers)]
+    truth = _folder_labels(args.image, len(pred.classes))
+    results = [{"file": str(f), **({"label": truth[f]} if f in truth else {}), **_answer_fields(a, args.top)}
+               for f, a in zip(files, answers)]
+    lines = [f"{f}: {'Label: ' + pred.classes[truth[f]] + ', ' if f in truth else ''}{_line(a, args.top)}"
+             for f, a in zip(files, answers)]
+    if truth:
+        right = sum(a.label == truth[f] for f, a in zip(files, answers) if f in truth)
+        lines.append(f"{right} of {len(truth)} labelled images right ({right / len(truth):.1%}; labels.csv)")
     return results, lines, [(Path(f).name, a) for f, a in zip(files, answers)]
+
+
+def _folder_labels(paths, num_classes: int) -> dict:
+    """{file: label} for the images of each folder given that has a labels.csv (examples.py's
+    layout: what serve --collect writes)."""
+    from .examples import INDEX, labels_of
+
+    out = {}
+    for p in map(Path, paths):
+        if p.is_dir() and (p / INDEX).is_file():
+            out.update({p / name: label for name, label in labels_of(p, num_classes).items()})
+    return out
 
 
 def _short(a, classes) -> str:
