@@ -2,6 +2,7 @@
 CLI in-process and captures its output. Plain helpers live in helpers.py."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -66,3 +67,16 @@ LONG_FILES = {"test_web.py": 27, "test_bench_smoke.py": 21, "test_notebook.py": 
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: -LONG_FILES.get(item.path.name, 0))  # stable: the rest keep their order
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, one per test module."""
+    from helpers import CHROMIUM, CHROMIUM_ARGS
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -3,13 +3,18 @@ the fixtures)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"   # Debian's (.ci/run installs it); no downloads
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 SHARED_DATA = Path(os.environ.get("MNIST_LOGREG_DATA") or (REPO.parent / "shared" / "data")).resolve()
 
 
@@ -33,6 +38,44 @@ def run_subprocess(*args, env=None, timeout=300, **kw):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "mnist_logreg.cli", *map(str, args)],
                           capture_output=True, text=True, env=full_env, timeout=timeout, **kw)
+
+
+def free_port() -> int:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@contextmanager
+def serving(checkpoint, *options):
+    """A real `mnist-logreg serve CHECKPOINT OPTIONS` process on 127.0.0.1: its URL and the
+    process, stopped by PID at the end."""
+    import signal
+    import time
+
+    import httpx
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(checkpoint), "--port", str(port),
+                             *map(str, options)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            raise AssertionError("server did not start: " + proc.stdout.read().decode()[-500:])
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
 
 
 def listing(folder: Path) -> list[str]:

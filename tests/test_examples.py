@@ -175,51 +175,28 @@ def _teach(page, label):
 
 
 def test_the_page_saves_a_correction_on_the_server_and_on_the_static_site(tmp_path, web_checkpoint, run_cli):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    from helpers import REPO
-    from test_serve import _free_port
+    from helpers import serving
 
     playwright, chromium = _chromium()
-    port, folder = _free_port(), tmp_path / "collected"
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(web_checkpoint), "--port",
-                             str(port), "--collect", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        code, _, err = run_cli("export", web_checkpoint, "--format", "web", "-o", tmp_path / "site")
-        assert code == 0, err
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
-            page.goto(url + "/")
-            page.wait_for_selector(".bar")
-            _teach(page, "1")
-            assert examples.read(folder, 10)[1].tolist() == [1]
-            site = browser.new_page(accept_downloads=True)
-            site.goto((tmp_path / "site" / "index.html").as_uri())
-            site.wait_for_selector(".bar")
-            _teach(site, "1")
-            _teach(site, "1")
-            with site.expect_download() as d:
-                site.click("#download")
-            d.value.save_as(tmp_path / "mine.zip")
-            browser.close()
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+    folder = tmp_path / "collected"
+    code, _, err = run_cli("export", web_checkpoint, "--format", "web", "-o", tmp_path / "site")
+    assert code == 0, err
+    with serving(web_checkpoint, "--collect", folder) as (url, _), playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector(".bar")
+        _teach(page, "1")
+        assert examples.read(folder, 10)[1].tolist() == [1]
+        site = browser.new_page(accept_downloads=True)
+        site.goto((tmp_path / "site" / "index.html").as_uri())
+        site.wait_for_selector(".bar")
+        _teach(site, "1")
+        _teach(site, "1")
+        with site.expect_download() as d:
+            site.click("#download")
+        d.value.save_as(tmp_path / "mine.zip")
+        browser.close()
     with zipfile.ZipFile(tmp_path / "mine.zip") as z:
         z.extractall(tmp_path / "unzipped")
     images, labels, _ = examples.read(tmp_path / "unzipped" / "my-examples", 10)

@@ -2,19 +2,16 @@
 and a real `mnist-logreg serve` process: nothing jumps, nothing is hidden at 200% zoom, a phone
 shows the answer on its first screen, the docs page's JSON body works, HEAD and the short
 paths answer, files are compressed, strokes drawn while the model loads are kept."""
-import gzip
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from helpers import REPO, until
+from helpers import CHROMIUM, REPO, serving, until
 from mnist_logreg import TrainConfig, probes, train_run
-from test_web import ARGS, CHROMIUM, _draw, _draw_strokes, _state
+from test_web import _draw, _draw_strokes, _state
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -37,29 +34,8 @@ def site(run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(run):
-    from test_serve import _free_port
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(run.path), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    with serving(run.path) as (url, _):
+        yield url
 
 
 def _open(browser, url, **kw):
@@ -87,7 +63,6 @@ def test_head_short_paths_and_compression(server):
     assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in raw.headers
     assert int(packed.headers["content-length"]) < 0.8 * len(raw.content) and packed.text == raw.text  # base64: ~3/4
     assert "content-security-policy" in httpx.get(server + "/report").headers  # its own: no script at all
-    assert gzip  # (imported for readers: httpx decodes it)
 
 
 def test_layout_holds_in_every_state_and_on_every_screen(browser, site):

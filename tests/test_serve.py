@@ -5,18 +5,14 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import REPO, until as _until
+from helpers import REPO, serving, until as _until
 from mnist_logreg import MnistModel, fit, save, split
 
 pytest.importorskip("fastapi")
@@ -140,34 +136,11 @@ def test_bad_requests_get_json_4xx(client, kwargs, status, message):
     assert message in r.json()["error"]
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture(scope="module")
 def server(ckpt):
     """A real `mnist-logreg serve` process on 127.0.0.1, stopped by PID at the end."""
-    import httpx
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(ckpt), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("server did not start: " + proc.stdout.read().decode()[-500:])
-    yield url, proc
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
+    with serving(ckpt) as (url, proc):
+        yield url, proc
 
 
 def test_real_uvicorn_process(server):

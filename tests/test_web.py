@@ -4,24 +4,20 @@ web` writes it and opened from disk: it draws, it matches Python's preprocessing
 import base64
 import io
 import os
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers import REPO, until as _until
+from helpers import CHROMIUM, REPO, until as _until
 from mnist_logreg import MnistModel, TrainConfig, probes, train_run
 from mnist_logreg.answers import Predictor
 from mnist_logreg.preprocess import preprocess
 from mnist_logreg.transforms import apply
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +51,6 @@ def run_cli_module():
             code = main([str(a) for a in args])
         return code, out.getvalue(), err.getvalue()
     return run
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, site, **kw):
@@ -387,7 +374,7 @@ def test_white_ink_on_transparency_and_a_pad_covered_in_ink(browser, site, run, 
     assert _state(page) != "blank" and _predicted(page) == "1"
     page.click("#clear")
     page.locator("#width").fill("32")
-    _draw_strokes(page, [[(0.01, y), (0.99, y)] for y in np.linspace(0.01, 0.99, 40)], size=1.0)
+    _draw_strokes(page, [[(0.01, y), (0.99, y)] for y in np.linspace(0.01, 0.99, 15)], size=1.0)  # 32-px pen
     _until(page, "document.getElementById('status').textContent !== ''")
     status = page.locator("#status").text_content()
     assert _state(page) == "blank" and "covered in ink" in status, status   # it said nothing before

@@ -3,7 +3,6 @@ same weights as an uninterrupted run; Ctrl-C saves and says how to resume; a fai
 leaves the previous checkpoint intact; divergence stops with the epoch and keeps the last
 good checkpoint."""
 import errno
-import json
 import os
 import signal
 import subprocess

@@ -3,7 +3,6 @@ every bad body gets its 4xx, every good one 200, no 5xx, memory bounded; only th
 requested host is bound."""
 import os
 import signal
-import socket
 import sys
 
 import pytest

@@ -279,9 +279,10 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
         def report_page():
             return Response(report, media_type="text/html")
 
-    @app.api_route("/api/health", methods=["GET", "HEAD"])
+    @app.get("/api/health")
     def health():
         return {"status": "ok"}
+    app.add_api_route("/api/health", health, methods=["HEAD"], include_in_schema=False)  # load balancers' checks
 
     @app.get("/api/model", summary="What model is served")
     def model_endpoint() -> dict:
