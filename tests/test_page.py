@@ -172,3 +172,23 @@ def test_api_docs_body_and_accessibility(browser, server):
     assert '"state": "blank"' in page.locator("#operations-default-predict_endpoint_api_predict_post "
                                               ".live-responses-table tbody .microlight").first.text_content()
     page.close()
+
+
+def test_upload_then_undo_brings_the_drawing_back_and_the_header_speaks_plainly(browser, site, tmp_path):
+    from PIL import Image
+    page = _open(browser, (site / "index.html").as_uri())
+    info = page.locator("#model-info").text_content()
+    assert "nn.Linear" not in info and "transform" not in info and "linear model trained on" in info
+    assert page.locator("#prompt").is_visible()                      # the empty pad says what to do
+    _draw(page, [(0.5, 0.15), (0.5, 0.85)])
+    until(page, "document.getElementById('predicted').textContent === '1'")
+    zero = Image.new("L", (200, 200), 255)
+    from PIL import ImageDraw
+    ImageDraw.Draw(zero).ellipse((50, 30, 150, 170), outline=0, width=16)
+    zero.save(tmp_path / "zero.png")
+    page.set_input_files("#upload", str(tmp_path / "zero.png"))
+    until(page, "document.getElementById('predicted').textContent === '0'")
+    page.keyboard.press("Control+z")                                  # the upload undone: the 1 again
+    until(page, "document.getElementById('predicted').textContent === '1'")
+    assert page.locator("#source").text_content() == ""
+    page.close()
