@@ -159,6 +159,9 @@ def test_optuna_study_shared_by_two_processes(tmp_path, run_cli):
     assert mine[0] and mine[1] and not mine[0] & mine[1]    # each process ran its own
     assert all("transform" not in t.params for t in done)   # given on the command line: not sampled
     assert sorted(os.listdir(tmp_path / "runs" / "s")) == [f"trial-000{i}" for i in range(4)]
+    for i in range(4):  # the study chooses on validation: no trial looked at the test set (issue 27)
+        metrics = json.loads((tmp_path / "runs" / "s" / f"trial-000{i}" / "metrics.json").read_text())
+        assert "val_acc" in metrics and not any(k.startswith("test_") for k in metrics), metrics
     code, out, err = run_cli("tune", "--best", "--refit", "--study", "s", "--storage", storage, "--runs-dir",
                              tmp_path / "runs")
     assert code == 0, err

@@ -132,6 +132,16 @@ def test_divergence_is_reported_with_epoch(mnist_train):
         fit(m, sub, None, epochs=3, lr=1e38, optimizer="sgd", log=None)
 
 
+def test_weights_no_checkpoint_may_hold_are_divergence(tmp_path, data_dir):
+    """sgd at lr 1e6: finite losses, weights past checkpoint.MAX_WEIGHT. It was "wrote
+    checkpoint.pt" and exit 0, and then every command refused that checkpoint (issue 27)."""
+    from mnist_logreg import TrainConfig, train_run
+    with pytest.raises(TrainingDiverged, match="weights grew beyond 1e\\+06.*no run folder is left"):
+        train_run(TrainConfig(optimizer="sgd", lr=1e6, epochs=3, dry_run=True, data_dir=str(data_dir)), tmp_path,
+                  "big", log=None)
+    assert not (tmp_path / "big").exists()
+
+
 def test_evaluate_and_accuracy_against_direct_computation(mnist_test):
     torch.manual_seed(0)
     m = MnistModel()

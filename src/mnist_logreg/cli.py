@@ -27,7 +27,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
     def _get_help_string(self, action):
         # identity, not ==: a default of 0 or 0.0 is a real default to show (0 == False)
-        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+        if (action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                or "(default: " in (action.help or "")):  # said in its own words already
             return action.help
         return super()._get_help_string(action)
 
@@ -75,7 +76,8 @@ def add_settings(p, cls, names=None) -> list:
             continue
         m, hint = f.metadata, hints[f.name]
         shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        text = m["help"].replace("%", "%%") + ("" if f.default is None or f.default is False else f" (default: {shown})")
+        said = f.default is None or f.default is False or "(default: " in m["help"]  # nothing, or in its own words
+        text = m["help"].replace("%", "%%") + ("" if said else f" (default: {shown})")
         kw = dict(default=argparse.SUPPRESS, help=text, dest=f.name)
         if hint is bool:
             p.add_argument(flag(f.name), action="store_true", **kw)

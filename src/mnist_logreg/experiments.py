@@ -105,7 +105,8 @@ def summarize(folder: Path, root: Path | None = None) -> RunSummary:
     last = rows[-1] if rows else {}
     status, message = _status(folder, bool(metrics))
     return RunSummary(folder, name, status, dataset=cfg.get("dataset", ckpt.dataset),
-                      epochs=ckpt.epoch, val_acc=metrics.get("val_acc", last.get("val_acc")),
+                      epochs=None if cfg.get("solver") == "newton" else ckpt.epoch,  # its "epoch" counts iterations
+                      val_acc=metrics.get("val_acc", last.get("val_acc")),
                       test_acc=metrics.get("test_acc"),
                       seconds=metrics.get("train_seconds", round(sum(r.get("seconds", 0) for r in rows), 3)),
                       config=cfg, history=rows, message=message)
@@ -143,15 +144,15 @@ def _locked(folder: Path) -> bool:
         return True
 
 
-def differing_settings(runs) -> list:
+def differing_settings(runs, *, columns=COLUMNS) -> list:
     """The settings whose values are not the same in every run listed; those that do not change
-    results (the resumable ones: data_dir, threads, engine, ...) and epochs (a column of its
-    own) are left out."""
+    results (the resumable ones: data_dir, threads, engine, ...) and those shown in ``columns``
+    of their own (``runs``' dataset and epochs) are left out."""
     from .config import TrainConfig
     from .run import resumable
 
     configs = [r.config for r in runs if r.config]
-    names = [n for n in TrainConfig.names() if not resumable(n)]
+    names = [n for n in TrainConfig.names() if (n == "epochs" or not resumable(n)) and n not in columns]
     return [n for n in names if len({json.dumps(c.get(n), sort_keys=True) for c in configs}) > 1]
 
 
@@ -222,16 +223,19 @@ def _curves(runs, key, label) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    for r in runs:
+    colours = plt.get_cmap("tab10").colors
+    for i, r in enumerate(runs):  # a run keeps its colour in every plot, drawn or not
         pts = [(row["epoch"], row[key]) for row in r.history if row.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), marker="o" if len(pts) < 3 else None, label=r.name)
+            newton = r.config.get("solver") == "newton"
+            ax.plot(*zip(*pts), marker="o" if len(pts) < 3 else None, color=colours[i % len(colours)],
+                    label=r.name + (" (newton: one exact solve)" if newton else ""))
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")  # no clipped axis labels
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -239,7 +243,7 @@ def _curves(runs, key, label) -> str:
 def _page(runs, figures, title) -> str:
     from .config import TrainConfig
 
-    esc, differ = html.escape, set(differing_settings(runs))
+    esc, differ = html.escape, set(differing_settings(runs, columns=()))  # here every setting is a row: epochs too
     head = "".join(f"<th>{esc(r.name)}</th>" for r in runs)
     metric_rows = "".join(
         f"<tr><th>{c}</th>" + "".join(f"<td>{esc(_cell(getattr(r, c), c))}</td>" for r in runs) + "</tr>"
@@ -251,11 +255,14 @@ def _page(runs, figures, title) -> str:
                    for alt, b64 in zip(("validation accuracy per epoch", "validation loss per epoch",
                                         "training loss per epoch"), figures))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}tr.differ{{background:#fff3c4}}
-img{{max-width:100%;display:block;margin:1em 0}}</style></head><body>
-<h1>{esc(title)}</h1><h2>Curves</h2>{imgs}
+<style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}}
+h1{{margin:0;padding:18px 28px;background:#1d2330;color:#fff;font-size:22px}}main{{max-width:1180px;margin:0 auto;padding:20px}}
+h2{{font-size:17px;margin:22px 0 8px}}table{{border-collapse:collapse;background:#fff;font-size:13px}}
+td,th{{border-bottom:1px solid #e3e6ea;padding:5px 10px;text-align:left}}tr.differ{{background:#fff3c4}}
+.curves{{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:14px}}
+.curves img{{width:100%;background:#fff;border-radius:8px;box-shadow:0 1px 3px #0002}}</style></head><body>
+<h1>{esc(title)}</h1><main><h2>Curves</h2><div class="curves">{imgs}</div>
 <h2>Metrics</h2><table><tr><th></th>{head}</tr>{metric_rows}</table>
 <h2>Settings</h2><p>Highlighted: the settings that differ.</p><table><tr><th></th>{head}</tr>{settings}</table>
-</body></html>
+</main></body></html>
 """

@@ -171,11 +171,13 @@ def _padded(values, pad: float = 0.05):
 
 def accuracy_plot(history_rows, path) -> Path:
     """Validation accuracy against epoch (epoch 0 = before training): the notebook's plot,
-    a line with an x at each epoch, drawn with Pillow."""
+    a line with an x at each epoch, drawn with Pillow; without a validation split (val_size
+    0), the training loss."""
     from PIL import Image, ImageDraw
 
-    rows = [r for r in history_rows if r.get("val_acc") is not None]
-    xs, ys = [r["epoch"] for r in rows], [r["val_acc"] for r in rows]
+    key = "val_acc" if any(r.get("val_acc") is not None for r in history_rows) else "train_loss"  # val_size 0
+    rows = [r for r in history_rows if r.get(key) is not None]
+    xs, ys = [r["epoch"] for r in rows], [r[key] for r in rows]
     W, H, left, right, top, bottom = 660, 440, 78, 24, 44, 58
     img = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(img)
@@ -197,9 +199,11 @@ def accuracy_plot(history_rows, path) -> Path:
     for x, y in points:
         draw.line([(x - 4, y - 4), (x + 4, y + 4)], fill=COLOURS["tab:blue"], width=2)
         draw.line([(x - 4, y + 4), (x + 4, y - 4)], fill=COLOURS["tab:blue"], width=2)
-    draw.text((W / 2, 14), "Accuracy vs. No. of epochs", fill="black", font=big, anchor="mt")
+    title = "Accuracy vs. No. of epochs" if key == "val_acc" else "Training loss vs. No. of epochs (no validation split)"
+    draw.text((W / 2, 14), title, fill="black", font=big, anchor="mt")
     draw.text((left + (W - left - right) / 2, H - 16), "epoch", fill="black", font=font, anchor="mb")
     label = Image.new("RGB", (200, 18), "white")
-    ImageDraw.Draw(label).text((100, 9), "validation accuracy", fill="black", font=font, anchor="mm")
+    ImageDraw.Draw(label).text((100, 9), "validation accuracy" if key == "val_acc" else "training loss",
+                               fill="black", font=font, anchor="mm")
     img.paste(label.rotate(90, expand=True), (8, top + (H - top - bottom) // 2 - 100))
     return save_png(img, path)

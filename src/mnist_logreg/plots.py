@@ -112,18 +112,25 @@ def curves_plot(history_rows, path) -> Path:
     a1.set_xlabel("epoch (0 = before training)")
     a1.set_ylabel("mean cross-entropy")
     a1.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+    for axis in (a1.yaxis.set_major_formatter, a1.yaxis.set_minor_formatter):
+        axis(FormatStrFormatter("%.2g"))  # 0.3, not 3x10^-1
     a1.set_title("Loss")
     a1.legend()
     a1.grid(alpha=0.3, which="both")
-    if any(r.get("val_acc") is not None for r in rows):
-        a2.plot(ep, [r.get("val_acc") for r in rows], "-o", ms=3, color="tab:orange")
-        later = [r["val_acc"] for r in rows if r["epoch"] > 0 and r.get("val_acc") is not None]
-        if later:  # epoch 0 (~10%) would squash the interesting part
-            a2.set_ylim(min(later) - 0.01, min(1.0, max(later) + 0.01))
-    a2.set_xlabel("epoch")
-    a2.set_ylabel("validation accuracy")
-    a2.set_title("Accuracy")
-    a2.grid(alpha=0.3)
+    val = [r for r in rows if r.get("val_acc") is not None]
+    later = [r for r in val if r["epoch"] > 0]
+    if later:  # epoch 0 (~10%) would squash the interesting part: it is named in the title instead
+        a2.plot([r["epoch"] for r in later], [r["val_acc"] for r in later], "-o", ms=3, color="tab:orange")
+        start = next((r["val_acc"] for r in val if r["epoch"] == 0), None)
+        a2.set_title("Accuracy" + (f" (before training: {start:.0%})" if start is not None else ""))
+        a2.set_xlabel("epoch")
+        a2.set_ylabel("validation accuracy")
+        a2.grid(alpha=0.3)
+    else:
+        a2.set_axis_off()
+        a2.text(0.5, 0.5, "no validation split (val_size 0):\nthe run trained on every training image;\n"
+                "its accuracy is the test set's", ha="center", va="center", transform=a2.transAxes)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.91, wspace=0.22)
     return _save(fig, path)
 

@@ -125,6 +125,7 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
     figures += ["confusion.png", "reliability.png", "weights.png", "mistakes.png", "predictions.png"]
 
     report = {"checkpoint": str(ckpt.path), "dataset": name, "split": "test", "classes": list(classes),
+              "has_validation": any(r.get("val_acc") is not None for r in ckpt.history),
               "config": ckpt.config, "train_metrics": {k: v for k, v in ckpt.metrics.items() if not isinstance(v, dict)},
               "test": m, "figures": figures, "created": ckpt.meta.get("created"),
               "mistakes": [{"index": int(i), "label": int(test.labels[i]), "predicted": int(preds[i]),
@@ -140,6 +141,38 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
 
 def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _plain(v) -> str:
+    """A value as a person reads it: no JSON quotes, 4 significant digits."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "none" if v is None else str(v)
+
+
+def _settings_rows(config: dict) -> list:
+    """The settings a reader needs: those not at their default, the data folder by its name only
+    (a report is shared; the path is the author's)."""
+    from .config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    rows = []
+    for k, v in sorted(config.items()):
+        if k in defaults and v == defaults[k] and k not in ("dataset", "epochs", "solver"):
+            continue
+        rows.append((k, Path(v).name if k == "data_dir" and v else _plain(v)))
+    return rows
+
+
+def _curves_caption(config: dict, has_validation: bool) -> str:
+    text = (FIGURES["curves.png"][1] if has_validation else
+            "Mean cross-entropy on the training batches per epoch; epoch 0 is the model before training. This run "
+            "has no validation split (val_size 0: it trained on all training images); its accuracy is the test "
+            "set's, above.")
+    if config.get("loss_cap") is not None or config.get("loss_q"):
+        text += (" A robust loss was minimised (loss_cap / loss_q), not the plain cross-entropy drawn here: the "
+                 "curve may rise while the accuracy improves, as images it gives up on weigh less.")
+    return text
 
 
 def render_html(report: dict, folder: Path) -> str:
@@ -164,15 +197,15 @@ def render_html(report: dict, folder: Path) -> str:
     fig_html = ""
     for f in report["figures"]:
         title, caption = FIGURES[f]
+        caption = _curves_caption(report["config"], report.get("has_validation", True)) if f == "curves.png" else caption
         wide = ' class="wide"' if f in WIDE else ""
         fig_html += (f'<figure id="{f[:-4]}"{wide}><h2>{e(title)}</h2><img alt="{e(title)}" data-file="{f}" '
                      f'src="{_img(folder / f)}"><figcaption>{e(caption)}</figcaption></figure>')
     rows = "".join(f'<tr><td>{e(r["class"])}</td><td data-metric="precision">{r["precision"]:.4f}</td>'
                    f'<td data-metric="recall">{r["recall"]:.4f}</td><td data-metric="f1">{r["f1"]:.4f}</td>'
                    f'<td>{r["support"]:,}</td></tr>' for r in m["per_class"])
-    cfg_rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(json.dumps(v))}</td></tr>"
-                       for k, v in sorted(report["config"].items()))
-    tm_rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(json.dumps(v))}</td></tr>"
+    cfg_rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _settings_rows(report["config"]))
+    tm_rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(_plain(v))}</td></tr>"
                       for k, v in sorted(report["train_metrics"].items()))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -189,7 +222,7 @@ main {{ max-width: 1180px; margin: 0 auto; padding: 20px; }}
 figure {{ background: #fff; margin: 0; padding: 14px; border-radius: 8px; box-shadow: 0 1px 3px #0002; }}
 figure h2 {{ font-size: 16px; margin: 0 0 8px; }} figure img {{ width: 100%; height: auto; }}
 figure.wide {{ grid-column: 1 / -1; }} figure.wide img {{ max-width: 1100px; display: block; margin: 0 auto; }}
-figcaption {{ font-size: 13px; color: #5b6473; margin-top: 6px; }}
+figcaption, .note {{ font-size: 13px; color: #5b6473; margin-top: 6px; }}
 table {{ border-collapse: collapse; background: #fff; font-size: 13px; width: 100%; }}
 td, th {{ border-bottom: 1px solid #e3e6ea; padding: 5px 10px; text-align: left; }}
 section {{ margin-top: 18px; }} .two {{ display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }}
@@ -202,7 +235,8 @@ section {{ margin-top: 18px; }} .two {{ display: grid; grid-template-columns: 1f
 <div class="grid">{fig_html}</div>
 <section><h2>Per-class precision, recall and F1 (test set)</h2>
 <table id="per-class"><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table></section>
-<section class="two"><div><h2>Config</h2><table id="config">{cfg_rows}</table></div>
+<section class="two"><div><h2>Settings</h2><p class="note">Those not at their default (all of them are in
+the run's config.toml).</p><table id="config">{cfg_rows}</table></div>
 <div><h2>Training metrics</h2><table id="train-metrics">{tm_rows}</table></div></section>
 </main></body></html>
 """

@@ -110,7 +110,7 @@ class Run:
 
 
 def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None = None, *, report: bool = True,
-              log=print, progress=None, on_epoch=None) -> Run:
+              log=print, progress=None, on_epoch=None, test: bool = True) -> Run:
     """Train a model as ``mnist-logreg train`` does and write its run folder.
 
     Parameters
@@ -123,6 +123,8 @@ def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None 
     progress : a progress bar per epoch (default: when stderr is a terminal)
     on_epoch : called as ``on_epoch(epoch, row)`` after each epoch is checkpointed (``row``: the
         history row); an exception it raises stops training and propagates (Optuna's pruning)
+    test : evaluate the test set at the end (default). A sweep's trials do not: a study chooses
+        on validation, and the test set is for the winner, once
 
     Returns
     -------
@@ -131,8 +133,8 @@ def train_run(cfg: TrainConfig | None = None, runs_dir="runs", name: str | None 
     """
     check_run_name(name)
     cfg = resolve(cfg or TrainConfig())
-    return _execute(cfg, None, None, report=report, log=log, progress=progress, runs_dir=runs_dir, name=name,
-                    on_epoch=on_epoch)
+    return _execute(cfg, None, None, report=report and test, log=log, progress=progress, runs_dir=runs_dir,
+                    name=name, on_epoch=on_epoch, test=test)
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
@@ -165,14 +167,15 @@ def resumable(name: str) -> bool:
 
 
 # -- the work -------------------------------------------------------------------------------
-def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, name=None, on_epoch=None) -> Run:
+def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, name=None, on_epoch=None,
+             test=True) -> Run:
     """Check, read the data, build the model, train, and write the run files."""
     log = log or (lambda *a, **k: None)
     device = _check_before_reading(cfg)
     painter = _painter(report, cfg)
     try:
         return _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter,
-                                on_epoch)
+                                on_epoch, test)
     finally:
         if painter is not None:
             painter.close()
@@ -187,8 +190,10 @@ def _painter(report: bool, cfg):
 
 
 def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_dir, name, painter,
-                     on_epoch=None) -> Run:
+                     on_epoch=None, test=True) -> Run:
     data = load_training_data(cfg, log)
+    if not test:
+        data.test = None
     session = _Session(cfg, device, data, resumed, log)
     session.callback = on_epoch
     fresh = run_dir is None  # a resumed run's folder is locked by Run.resume already
@@ -461,12 +466,13 @@ class _Session:
                 raise TrainingInterrupted(
                     f"{e}; saved the last complete epoch ({self.written}) in {self.ckpt_path}; continue with: "
                     f"mnist-logreg train --resume {self.run_dir} --epochs N") from None
+            _remove_if_empty(self.run_dir)
             raise TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume") from None
         except TrainingDiverged as e:
             self.save_snapshot()
             self.record("diverged", str(e).split(";")[0])
             kept = (f"; the last good checkpoint (epoch {self.written}) is kept in {self.ckpt_path}"
-                    if self.ckpt_path.exists() else "")
+                    if self.ckpt_path.exists() else _remove_if_empty(self.run_dir) or "; no run folder is left")
             raise TrainingDiverged(f"{e}{kept}") from None
 
     def record(self, status, message="", epoch=None):
@@ -601,6 +607,14 @@ class _Session:
             return
         from .report import build_report
         build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log, painter=painter)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """A run that ended before its first checkpoint leaves no empty folder behind."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _solve(cfg, train, log):

@@ -104,7 +104,8 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_acc {row['val_acc']:.4f}")
 
     try:
-        run = train_run(trial_cfg, folder, name, report=False, log=None, progress=False, on_epoch=on_epoch)
+        run = train_run(trial_cfg, folder, name, report=False, log=None, progress=False, on_epoch=on_epoch,
+                        test=False)  # the test set is for the winner, once (refit_best)
     except optuna.TrialPruned as e:
         write_status(folder / name, "pruned", last[0], str(e))
         log(f"{name}: {e}")

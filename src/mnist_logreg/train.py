@@ -24,6 +24,7 @@ from .augment import Augment
 from .config import TrainConfig
 from .data import ImageSet
 from .errors import ConfigError, MnistLogregError, setting_ref as _ref
+from .checkpoint import MAX_WEIGHT
 from .model import MnistModel
 from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re-exported)
 
@@ -484,16 +485,21 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         history.engine = engine
 
         def end_epoch(epoch, train_loss, seconds):
-            if epoch > start_epoch and (not math.isfinite(train_loss) or not torch.isfinite(W).all()):
+            if epoch > start_epoch and (not math.isfinite(train_loss) or not torch.isfinite(W).all()
+                                        or float(W.abs().max()) > MAX_WEIGHT or float(b.abs().max()) > MAX_WEIGHT):
+                what = (f"the loss became {train_loss}" if not math.isfinite(train_loss) else
+                        f"the weights grew beyond {MAX_WEIGHT:g}, which no checkpoint may hold")
                 raise TrainingDiverged(
-                    f"training diverged in epoch {epoch}: the loss became {train_loss} "
-                    f"(lr={_lr(opt):g}); try a smaller learning rate, e.g. --lr {_lr(opt) / 10:g}")
+                    f"training diverged in epoch {epoch}: {what} (lr={_lr(opt):g}); try a smaller learning rate, "
+                    f"e.g. --lr {_lr(opt) / 10:g}")
             row = {"epoch": epoch, "train_loss": train_loss, **_val_row(evaluate_val), "seconds": seconds}
             history.rows.append(row)
             if epoch > start_epoch and on_epoch is not None:
                 on_epoch(epoch, row, opt)  # checkpoint first: a printed epoch is a saved epoch
             if evaluate_val is not None:
                 log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
+            else:  # no validation split (val_size 0): what there is
+                log(f"Epoch [{epoch}], train_loss: {train_loss:.4f}")
 
         if not history.rows:  # epoch 0: the model before any training
             before = (_native_evaluator(x, y, scale, W, b)() if engine == "native"

@@ -1,0 +1,55 @@
+"""Issue 27: what a newcomer's first day hit, each pinned: help text, the runs table, compare's
+highlights, runs without a validation split, and the test suite without its data."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+from helpers import REPO
+from mnist_logreg.cli import build_parser
+
+COMMANDS = ("data", "show", "train", "tune", "runs", "compare", "evaluate", "predict", "serve", "export", "report")
+
+
+def test_every_default_is_said_once(run_cli):
+    for command in COMMANDS:
+        code, out, _ = run_cli(command, "--help")
+        text = " ".join(out.split())
+        assert code == 0 and not re.search(r"\(default: [^)]*\) \(default:", text), command
+    assert set(COMMANDS) <= set(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_runs_and_compare_show_each_setting_once_and_mark_epochs(tmp_path, run_cli, data_dir):
+    for name, args in (("a", ["--epochs", "1"]), ("b", ["--epochs", "2", "--dataset", "fashion-mnist"])):
+        code, _, err = run_cli("train", "--val-size", "59000", "--calibration-holdout", "0", "--no-report",  # 1,000 images
+                               "--runs-dir", tmp_path, "--name", name, *args)
+        assert code == 0, err
+    code, out, _ = run_cli("runs", tmp_path)
+    header = out.splitlines()[0].split()
+    assert code == 0 and header.count("dataset") == 1 and header.count("epochs") == 1, header
+    code, _, err = run_cli("compare", tmp_path / "a", tmp_path / "b", "-o", tmp_path / "c.html")
+    page = (tmp_path / "c.html").read_text()
+    assert code == 0 and re.search(r"<tr class=differ><th>epochs</th>", page), err
+
+
+def test_a_run_without_validation_shows_what_exists(tmp_path, run_cli, data_dir):
+    code, out, err = run_cli("train", "--dry-run", "--val-size", "0", "--epochs", "2", "--calibration-holdout", "0",
+                             "--loss-q", "0.5", "--runs-dir", tmp_path, "--name", "r", "--data-dir", data_dir)
+    assert code == 0, err
+    assert re.search(r"Epoch \[0\], train_loss: \d", out) and re.search(r"Epoch \[1\], train_loss: \d", out)
+    html = (tmp_path / "r" / "report.html").read_text()
+    caption = re.search(r'id="curves".*?<figcaption>(.*?)</figcaption>', html, re.S).group(1)
+    assert "no validation split" in caption and "robust loss" in caption and "validation set" not in caption
+    settings = re.search(r'<table id="config">(.*?)</table>', html, re.S).group(1)
+    assert "&quot;" not in settings and str(data_dir) not in settings and "loss_q" in settings
+    assert "momentum" not in settings  # at its default (and adam's run has no use for it)
+
+
+def test_the_suite_without_its_data_stops_in_one_line(tmp_path):
+    env = {**os.environ, "MNIST_LOGREG_DATA": str(tmp_path / "nowhere")}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_newcomer.py",
+                        "-k", "every_default"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 4 and "the tests need the real MNIST and FashionMNIST" in r.stdout + r.stderr
+    assert not (tmp_path / "nowhere").exists() and "Traceback" not in r.stdout + r.stderr
+    assert json  # (json: imported for readers of the other tests)
