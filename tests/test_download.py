@@ -115,3 +115,17 @@ def test_two_processes_download_into_one_empty_folder(tmp_path, serve, mirror_fi
     for role in ROLES:
         name = get_spec("mnist").files[role]
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == md5[role]
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path):
+    """All mirrors dead: one line, and no empty ROOT/KMNIST/raw (nor its lock files) left (issue 27)."""
+    from mnist_logreg.data import download
+    from mnist_logreg.errors import DownloadError
+
+    with pytest.raises(DownloadError, match="could not download"):
+        download("kmnist", tmp_path / "data", mirrors=[_dead_url()], timeout=2, log=None)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()  # a folder that was there before stays
+    with pytest.raises(DownloadError):
+        download("kmnist", tmp_path / "mine", mirrors=[_dead_url()], timeout=2, log=None)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"] and list((tmp_path / "mine").iterdir()) == []

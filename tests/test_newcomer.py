@@ -53,3 +53,23 @@ def test_the_suite_without_its_data_stops_in_one_line(tmp_path):
     assert r.returncode == 4 and "the tests need the real MNIST and FashionMNIST" in r.stdout + r.stderr
     assert not (tmp_path / "nowhere").exists() and "Traceback" not in r.stdout + r.stderr
     assert json  # (json: imported for readers of the other tests)
+
+
+def test_typos_get_a_suggestion_and_nan_a_sentence(run_cli):
+    code, _, err = run_cli("train", "--learning-rate", "0.1")
+    assert code == 2 and "did you mean --lr?" in err and "mnist-logreg train --help" in err
+    code, _, err = run_cli("train", "--lr", "nan")
+    assert code == 2 and "must be a finite number, got nan" in err
+
+
+def test_model_from_python_starts_where_train_does(data_dir):
+    """MnistModel(seed=0) + fit gives the CLI's weights, run after run (it was unseeded: 0.9272, then 0.9269)."""
+    import torch
+
+    from mnist_logreg import MnistModel, TrainConfig, fit, load_dataset, split, train_run
+    torch.manual_seed(123)  # whatever the global generator holds
+    a, b = MnistModel(seed=0), MnistModel(seed=0)
+    assert torch.equal(a.linear.weight, b.linear.weight)
+    torch.manual_seed(0)
+    assert torch.equal(a.linear.weight, MnistModel().linear.weight)  # what run.py does for --seed 0
+    assert callable(fit) and load_dataset and split and TrainConfig and train_run

@@ -19,7 +19,36 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, like every other error of the tool."""
 
     def error(self, message):
-        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+        self.exit(2, f"error: {message}{self._did_you_mean(message)} (see: {self._command()} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        import sys
+        self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().parse_known_args(args, namespace)
+
+    def _subparser(self):
+        """The subcommand's parser the arguments named, else this one."""
+        sub = self._subparsers._group_actions[0].choices if self._subparsers else {}
+        given = next((a for a in getattr(self, "_argv", []) if not a.startswith("-")), None)
+        return sub.get(given, self)
+
+    def _command(self) -> str:
+        """The subcommand the arguments named (its --help lists its options), else the tool."""
+        return self._subparser().prog
+
+    def _did_you_mean(self, message: str) -> str:
+        """--learning-rate: "did you mean --lr?" (a close spelling, or a flag whose words it holds)."""
+        import difflib
+        import re
+        unknown = re.findall(r"(--[\w-]+)", message) if message.startswith("unrecognized arguments") else []
+        flags = [o for a in self._subparser()._actions for o in a.option_strings if o.startswith("--")]
+        for u in unknown:
+            words = u[2:].split("-")
+            close = difflib.get_close_matches(u, flags, n=1, cutoff=0.6) or [
+                f for f in flags if f[2:] == "".join(w[0] for w in words) or f[2:] in words[:1]]
+            if close:
+                return f"; did you mean {close[0]}?"
+        return ""
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -46,7 +75,7 @@ def _number(cast, low, strict: bool, rule: str, high=None):
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
         if (v != v or v in (float("inf"), float("-inf")) or (low is not None and (v <= low if strict else v < low))
                 or (high is not None and v > high)):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {rule or 'a finite number'}, got {text}")
         return v
 
     return parse
@@ -199,7 +228,8 @@ def _add_show(sub) -> None:
                    help="images in the grid (at most 1000)")
     p.add_argument("--patch", metavar="R0:R1,C0:C1", default=None,
                    help="print and draw rows R0..R1-1, columns C0..C1-1 of the first --index image (e.g. 5:10,5:10)")
-    p.add_argument("-o", "--output", metavar="FILE", default="show.png", help="where the picture is written")
+    p.add_argument("-o", "--output", metavar="FILE", default=None,
+                   help="write the picture to FILE (PNG); without it, only text is printed")
     p.add_argument("--force", action="store_true", help="replace an existing output file (never an input of the command)")
     p.set_defaults(func=cmd_show)
 
@@ -570,7 +600,9 @@ def cmd_show(args):
 
     patch = _parse_patch(args.patch) if args.patch else None
     from .data import find_files
-    check_output(args.output, force=args.force, inputs=(find_files(get_spec(args.dataset).name, args.data_dir) or {}).values())
+    if args.output is not None:
+        check_output(args.output, force=args.force,
+                     inputs=(find_files(get_spec(args.dataset).name, args.data_dir) or {}).values())
     data = load_dataset(get_spec(args.dataset).name, args.split, args.data_dir, download=not args.no_download)
     index = args.index or list(range(min(args.count, len(data))))
     if len(index) > 1000:  # one picture: 1000 images is already 4 MB of PNG
@@ -587,11 +619,14 @@ def cmd_show(args):
         for row in crop.tolist():
             print("  " + " ".join(f"{v:.4f}" for v in row))
         print(f"max {float(crop.max()):.4f}, min {float(crop.min()):.4f}")
-        patch_plot(crop, args.output, f"{data.name}[{i}] pixels [{r0}:{r1}, {c0}:{c1}]")
+        if args.output is not None:
+            patch_plot(crop, args.output, f"{data.name}[{i}] pixels [{r0}:{r1}, {c0}:{c1}]")
     else:
-        image_grid(data.images[index], data.labels[index], args.output, classes=data.classes,
-                   title=f"{data.name}: images {', '.join(map(str, index[:6]))}{', ...' if len(index) > 6 else ''}")
-    print(f"wrote {args.output}")
+        print(f"{data.name}: " + ", ".join(f"[{i}] {data.classes[int(data.labels[i])]}" for i in index))
+        if args.output is not None:
+            image_grid(data.images[index], data.labels[index], args.output, classes=data.classes,
+                       title=f"{data.name}: images {', '.join(map(str, index[:6]))}{', ...' if len(index) > 6 else ''}")
+    print(f"wrote {args.output}" if args.output is not None else "(add -o FILE.png to draw them)")
     return 0
 
 
@@ -671,8 +706,9 @@ def cmd_predict(args):
     pred = Predictor.from_checkpoint(ckpt)
     results, lines, shown = [], [], []
     if not pred.calibrated:
-        print("note: this checkpoint has no calibration or digit-likeness (written before they existed, or a "
-              "state_dict): probabilities are the plain softmax and 'not a digit' cannot be told", file=sys.stderr)
+        print("note: this checkpoint has no calibration or digit-likeness (a state_dict, a checkpoint written "
+              "before they existed, or a run without a validation split and with calibration_holdout 0): "
+              "probabilities are the plain softmax and 'not a digit' cannot be told", file=sys.stderr)
     if args.index:
         results, lines, shown = _predict_indices(args, ckpt, pred)
     if args.image:
@@ -731,7 +767,7 @@ def _predict_images(args, pred):
         from .pictures import gallery_plot
         seen = [a.input if a.input is not None else np.zeros((28, 28), np.float32) for a in answers]
         gallery_plot((np.stack(seen) * 255).round().astype(np.uint8),
-                     [f"{Path(f).name[:14]}→{_short(a, pred.classes)}" for f, a in zip(files, answers)],
+                     [f"{Path(f).name}→{_short(a, pred.classes)}" for f, a in zip(files, answers)],
                      ["black"] * len(files), args.show_preprocessed, cols=min(8, len(files)),
                      title="What the model saw (28x28, after preprocessing)")
     truth = _folder_labels(args.image, len(pred.classes))

@@ -372,10 +372,27 @@ def download(dataset="mnist", root=None, mirrors: Iterable[str] | None = None,
         mirrors = [m for m in env.split(",") if m] if env else spec.mirrors
     mirrors = [m if m.endswith("/") else m + "/" for m in mirrors]
     raw = root / spec.folder / "raw"
+    made = [d for d in (raw, raw.parent, root) if not d.exists()]  # removed again if nothing arrives
     try:
         raw.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadError(f"{raw}: cannot create the download folder: {e.strerror}") from None
+    try:
+        return _download_files(spec, raw, mirrors, timeout, log)
+    except DownloadError:
+        for lock in raw.glob(".*.lock"):
+            lock.unlink(missing_ok=True)
+        for d in made:  # innermost first; a folder with anything in it stays
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _download_files(spec, raw: Path, mirrors, timeout, log) -> dict[str, Path]:
+    from filelock import FileLock
+
     paths = {}
     for role in ROLES:
         name, want = spec.files[role], spec.md5[role]

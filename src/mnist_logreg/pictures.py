@@ -75,27 +75,42 @@ def grid_picture(cells, captions, colours, *, cols: int = 8, title: str | None =
     ch, cw = cells[0].shape[:2] if cells else (28 * scale, 28 * scale)
     cap = font_size + 6
     top = MARGIN + (font_size + 14 if title else 0)
-    width = 2 * MARGIN + cols * cw + (cols - 1) * GAP
+    cells_width = cols * cw + (cols - 1) * GAP
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = 2 * MARGIN + max(cells_width, int(measure.textlength(title, font=title_font)) + 2 if title else 0)
+    left = (width - cells_width) // 2  # a title wider than one image: the image centred under it
     height = top + rows * (cap + ch) + (rows - 1) * GAP + MARGIN
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     if title:
         draw.text((width / 2, MARGIN), title, fill="black", font=title_font, anchor="mt")
     for k, (cell, text, colour) in enumerate(zip(cells, captions, colours)):
-        x = MARGIN + (k % cols) * (cw + GAP)
+        x = left + (k % cols) * (cw + GAP)
         y = top + (k // cols) * (cap + ch + GAP)
-        draw.text((x + cw / 2, y + cap - 3), str(text), fill=COLOURS.get(colour, colour),
-                  font=_fitting(draw, str(text), font_size, cw + GAP - 2), anchor="mb")
+        font = _fitting(draw, str(text), font_size, cw + GAP - 2)
+        draw.text((x + cw / 2, y + cap - 3), _elided(draw, str(text), font, cw + GAP - 2),
+                  fill=COLOURS.get(colour, colour), font=font, anchor="mb")
         img.paste(Image.fromarray(cell), (x, y + cap))
     return img
 
 
-def _fitting(draw, text: str, size: int, width: int):
-    """The font at ``size``, or smaller until ``text`` fits in ``width`` pixels (long class
-    names such as Fashion-MNIST's 'T-shirt/top→Pullover')."""
-    while size > 6 and draw.textlength(text, font=_font(size)) > width:
+def _fitting(draw, text: str, size: int, width: int, smallest: int = 8):
+    """The font at ``size``, or smaller (down to ``smallest``, still readable) until ``text``
+    fits in ``width`` pixels (long class names such as Fashion-MNIST's 'T-shirt/top→Pullover')."""
+    while size > smallest and draw.textlength(text, font=_font(size)) > width:
         size -= 1
     return _font(size)
+
+
+def _elided(draw, text: str, font, width: int) -> str:
+    """``text``, or its start and end around "…" when it does not fit even in the smallest font:
+    a long file name keeps its extension and the answer after it."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    keep = len(text)
+    while keep > 2 and draw.textlength(text[:keep // 2] + "…" + text[-(keep - keep // 2):], font=font) > width:
+        keep -= 1
+    return text[:keep // 2] + "…" + text[-(keep - keep // 2):]
 
 
 def save_png(img, path) -> Path:

@@ -114,7 +114,8 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
         log(f"{name}: diverged ({str(e).split(';')[0]})")
         return 0.0
     acc = run.metrics["val_acc"]
-    log(f"{name}: val_acc {acc:.4f}  " + ", ".join(f"{k}={v}" for k, v in sampled.items()))
+    log(f"{name}: val_acc {acc:.4f}  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in sampled.items()))
     return acc
 
 

@@ -125,6 +125,9 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
         raise ConfigError(f"tune needs a validation split: {setting_ref('val_size')} must be at least 1")
     run_dir = new_run_dir(runs_dir, name or f"{cfg.dataset}-tune-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}",
                           cfg.dataset)
+    log(f"tune: {len(search.lams) if search.solver == 'newton' else len(search.lrs)} "
+        f"{'values of lam (newton, warm-started)' if search.solver == 'newton' else 'learning rates'} on the "
+        f"validation split ({len(data.val):,} images); a line each as it finishes")
     if search.solver == "newton":
         grid = lam_path(data.train, data.val, search.lams, tol=cfg.tol, threads=cfg.threads or os.cpu_count(),
                         transform=cfg.transform, log=log)
@@ -134,7 +137,8 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
         grid = lr_grid(data.train, data.val, search.lrs, search.max_epochs, cfg, log=log)
         best = choose(grid)
         winner = cfg.replace(solver="minibatch", lr=best["lr"], epochs=best["epochs"])
-    log(f"winner: {_winner(winner)} (val_acc {best['accuracy']:.4f})")
+    log(f"winner: {', '.join(f'{k} {v:g}' if isinstance(v, float) else f'{k} {v}' for k, v in _winner(winner).items())}"
+        f" (val_acc {best['accuracy']:.4f})")
     # -- the winner: optionally retrained on train+validation, then tested once --------------
     if search.refit:
         winner = winner.replace(val_size=0)
