@@ -189,3 +189,25 @@ def test_optuna_missing_is_one_line(tmp_path, run_cli, monkeypatch):
     code, _, err = run_cli("tune", "--search", "optuna", "--dry-run", "--runs-dir", tmp_path)
     assert code == 2 and err.strip() == "error: --search optuna needs optuna: pip install 'mnist-logreg[optuna]'"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shared_study_decides_settings_never_paths_or_resources(tmp_path):
+    """Issue 25 (10): a tampered study's stored config (a TensorBoard folder in someone's
+    ~/.config, 1024 threads, other data) reaches nothing but the searched maths."""
+    import optuna
+
+    from mnist_logreg.sweep import best_config, default_storage
+
+    storage = default_storage(tmp_path, "s")
+    evil = TrainConfig(lr=0.0123, epochs=7, tensorboard=str(tmp_path / "victim" / ".config" / "autostart"),
+                       threads=1024, data_dir=str(tmp_path / "other-data"), train_csv=str(tmp_path / "x.csv"))
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.9, params={}, distributions={},
+                                              user_attrs={"config": evil.to_dict()}))
+    mine = TrainConfig(data_dir=str(SHARED_DATA), threads=1)
+    cfg, trial = best_config("s", storage, runs_dir=tmp_path, base=mine)
+    assert (cfg.lr, cfg.epochs) == (0.0123, 7) and trial.number == 0
+    assert (cfg.tensorboard, cfg.threads, cfg.data_dir, cfg.train_csv) == (None, 1, str(SHARED_DATA), None)
+    with pytest.raises(__import__("mnist_logreg").ConfigError, match="--study must be one folder name|study must be one folder name"):
+        best_config("../../x", None, runs_dir=tmp_path)
+    assert not (tmp_path.parent / "x").exists()

@@ -73,3 +73,37 @@ def test_model_from_python_starts_where_train_does(data_dir):
     torch.manual_seed(0)
     assert torch.equal(a.linear.weight, MnistModel().linear.weight)  # what run.py does for --seed 0
     assert callable(fit) and load_dataset and split and TrainConfig and train_run
+
+
+def test_runs_reads_status_files_bounded_and_prints_no_escapes(tmp_path, run_cli, data_dir):
+    """Issue 25 (6, 13, 20): a status.json that is a FIFO, huge or deeply nested, and a folder
+    name with a newline and an escape sequence; `runs` lists them all in one table."""
+    code, _, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path, "--name", "ok")
+    assert code == 0, err
+    import shutil
+    for name, status in (("fifo", None), ("huge", b" " * (1 << 20) + b'{"status": "complete"}'),
+                         ("deep", b"[" * 100_000 + b"]" * 100_000), ("evil\n\x1b[31mforged  complete", None)):
+        shutil.copytree(tmp_path / "ok", tmp_path / name)
+        (tmp_path / name / "status.json").unlink()
+        if name == "fifo":
+            os.mkfifo(tmp_path / name / "status.json")
+        elif status is not None:
+            (tmp_path / name / "status.json").write_bytes(status)
+    code, out, err = run_cli("runs", tmp_path)
+    assert code == 0, err
+    assert "\x1b" not in out and "\nforged" not in out and "evil??[31mforged" in out
+    assert len(out.strip().splitlines()) == 2 + 5  # header, rule, five runs
+
+
+def test_report_and_compare_never_overwrite_what_they_were_not_asked_to(tmp_path, run_cli, data_dir):
+    """Issue 25 (19): report --out onto an earlier report needs --force; compare -o never
+    writes over a file of a run it compares, even with --force."""
+    code, _, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path, "--name", "r")
+    assert code == 0, err
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.html").write_text("mine")
+    code, _, err = run_cli("report", tmp_path / "r", "--out", tmp_path / "out")
+    assert code == 2 and "add --force" in err and (tmp_path / "out" / "report.html").read_text() == "mine"
+    status = (tmp_path / "r" / "status.json").read_text()
+    code, _, err = run_cli("compare", tmp_path / "r", "-o", tmp_path / "r" / "status.json", "--force")
+    assert code == 2 and (tmp_path / "r" / "status.json").read_text() == status, err

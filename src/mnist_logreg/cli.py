@@ -213,6 +213,8 @@ def _add_report(sub) -> None:
     _add_data_args(p)
     p.set_defaults(dataset=None)
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the run folder)")
+    p.add_argument("--force", action="store_true",
+                   help="with --out: replace a report already there (the run folder's own is always rewritten)")
     p.set_defaults(func=cmd_report)
 
 
@@ -536,10 +538,10 @@ def _cmd_sweep(args, cfg, search):
                   timeout=search.timeout, log=log)
         log(f"study {study}: {len(s.trials)} trials in all; the best so far: trial {s.best_trial.number}, "
             f"val_acc {s.best_value:.4f}")
-    best, trial = best_config(study, search.storage, runs_dir=args.runs_dir)
+    best, trial = best_config(study, search.storage, runs_dir=args.runs_dir, base=cfg)  # paths: this command's
     result = {"study": study, "trial": trial.number, "val_acc": trial.value, "config": best.to_dict()}
     if search.refit:
-        run = refit_best(study, search.storage, runs_dir=args.runs_dir, log=log)
+        run = refit_best(study, search.storage, runs_dir=args.runs_dir, log=log, base=cfg)
         result.update(refit_run=str(run.path), test_acc=run.metrics["test_acc"])
         log(f"refit on train+validation: test_acc {run.metrics['test_acc']:.4f} ({run.path})")
     if args.json:
@@ -576,6 +578,9 @@ def cmd_report(args):
     painter = Painter()  # first: matplotlib loads in its helper while torch loads here
     from .report import build_report
 
+    if args.out is not None and (Path(args.out) / "report.html").exists() and not args.force:
+        painter.close()
+        raise ConfigError(f"--out {args.out}: already holds a report.html; add --force to replace it")
     build_report(args.checkpoint, data_dir=args.data_dir, download=not args.no_download, out_dir=args.out,
                  dataset=args.dataset, painter=painter)
     return 0

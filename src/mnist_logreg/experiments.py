@@ -91,12 +91,12 @@ def summarize(folder: Path, root: Path | None = None) -> RunSummary:
     from .checkpoint import load_checkpoint
     from .errors import CheckpointError
 
-    name = str(folder.relative_to(root)) if root is not None else folder.name
+    name = _printable(str(folder.relative_to(root)) if root is not None else folder.name)  # a newline forged a row
     try:
         ckpt = load_checkpoint(folder / "checkpoint.pt")
     except (CheckpointError, OSError, ValueError) as e:
         if (folder / "checkpoint.pt").exists():
-            return RunSummary(folder, name, "unreadable", message=str(e).splitlines()[0])
+            return RunSummary(folder, name, "unreadable", message=_printable(str(e).splitlines()[0]))
         cfg = _config_toml(folder)  # no epoch saved yet: starting, or killed before its first
         status = "running" if _locked(folder) else "incomplete"
         return RunSummary(folder, name, status, dataset=cfg.get("dataset", ""), config=cfg,
@@ -121,16 +121,34 @@ def _config_toml(folder: Path) -> dict:
         return {}
 
 
+MAX_STATUS_BYTES = 64 * 1024  # status.json is a few hundred bytes; a FIFO, /dev/zero or 300 MB is not one
+
+
 def _status(folder: Path, has_metrics: bool):
+    """How the run's last session ended. A process holding the folder's lock is running,
+    whatever an older status.json says (it said "complete" during a resume); the file is read
+    with the bounded reader (no FIFO, no device, at most 64 KiB) and its nesting is never parsed
+    deeper than a status needs."""
+    from ._files import read_input
+
+    if _locked(folder):
+        return "running", ""
     try:
-        recorded = json.loads((folder / "status.json").read_text())
-        if recorded.get("status") in STATUSES:
-            return recorded["status"], str(recorded.get("message", ""))
-    except (OSError, ValueError, AttributeError):
+        raw = read_input(folder / "status.json", MAX_STATUS_BYTES, ConfigError)
+        recorded = json.loads(raw) if raw.count(b"{") + raw.count(b"[") <= 8 else None
+        if isinstance(recorded, dict) and recorded.get("status") in STATUSES:
+            return recorded["status"], _printable(str(recorded.get("message", "")))
+    except (ConfigError, ValueError, RecursionError):
         pass
     if has_metrics:
         return "complete", ""
-    return ("running", "") if _locked(folder) else ("incomplete", "ended without a status (killed?)")
+    return "incomplete", "ended without a status (killed?)"
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A message or name for the terminal: control characters (escapes, newlines that forge a
+    table row) shown as '?', at most ``limit`` characters."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 def _locked(folder: Path) -> bool:
@@ -209,7 +227,7 @@ def compare(paths, out, *, force: bool = False, title: str = "Runs compared") ->
     bad = [r for r in runs if r.status == "unreadable" or not r.history]
     if bad:
         raise ConfigError(f"{bad[0].path}: not a run with a history to compare ({bad[0].message or bad[0].status})")
-    out = check_output(out, force=force, inputs=[p / "checkpoint.pt" for p in paths])
+    out = check_output(out, force=force, inputs=[f for p in paths for f in p.iterdir()])  # every file of the runs
     figures = [_curves(runs, "val_acc", "validation accuracy"), _curves(runs, "val_loss", "validation loss"),
                _curves(runs, "train_loss", "training loss")]
     atomic_write_text(out, _page(runs, figures, title))

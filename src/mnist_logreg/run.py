@@ -200,6 +200,8 @@ def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_
     session.run_dir = new_run_dir(runs_dir, name, cfg.dataset) if fresh else run_dir
     with locked(session.run_dir) if fresh else nullcontext(), session.board():
         log(f"run folder: {session.run_dir}")
+        if not fresh:  # the last session's "complete" no longer holds: this one writes its own ending
+            (session.run_dir / "status.json").unlink(missing_ok=True)
         if cfg.solver == "newton":
             session.train_newton()
         else:

@@ -43,6 +43,14 @@ SPACE = {
 assert tuple(SPACE) == SPACE_SETTINGS  # declared in config.py, sampled here
 
 
+def _check_study(study, check_run_name) -> None:
+    try:
+        check_run_name(study)
+    except ConfigError:
+        raise ConfigError(f"{_ref('study')} must be one folder name, made inside {_ref('runs_dir')} (no '/', not "
+                          f"'..', at most 200 bytes), got {study[:60]!r}") from None
+
+
 def _optuna():
     try:
         import optuna
@@ -53,7 +61,11 @@ def _optuna():
 
 
 def default_storage(runs_dir, study: str) -> str:
-    """A SQLite file in the study's folder: ``sqlite:///RUNS_DIR/STUDY/optuna.db``."""
+    """A SQLite file in the study's folder: ``sqlite:///RUNS_DIR/STUDY/optuna.db`` (the study's
+    name is one folder name: ``--study ../../x`` made files outside the runs folder)."""
+    from .run import check_run_name
+
+    _check_study(study, check_run_name)
     folder = Path(runs_dir).resolve() / study
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'optuna.db'}"
@@ -68,7 +80,7 @@ def sweep(cfg: TrainConfig, study: str, storage: str | None = None, *, trials: i
     from .run import check_run_name
 
     optuna, log = _optuna(), log or (lambda *a, **k: None)
-    check_run_name(study)
+    _check_study(study, check_run_name)
     unknown = sorted(set(space) - set(SPACE))
     if unknown:
         raise ConfigError(f"{_ref('space')}: cannot sample {unknown[0]!r}; choose from: {', '.join(SPACE)}")
@@ -139,9 +151,18 @@ def _storage(url: str):
             time.sleep(0.2 * (attempt + 1))
 
 
-def best_config(study: str, storage: str | None = None, *, runs_dir="runs"):
-    """The best trial's settings, every one as it trained (a :class:`TrainConfig`), and the
-    trial (``.value``: its validation accuracy, ``.number``)."""
+#: settings a study never decides: where files are read and written, and the machine's
+#: resources. A study can be shared (a database several people write to): its stored config
+#: once sent a refit's TensorBoard files into another user's ~/.config and asked for 1024
+#: threads. These come from ``base`` (the command line), the rest from the winning trial.
+LOCAL_SETTINGS = ("data_dir", "no_download", "train_csv", "extra_images", "tensorboard", "threads", "engine",
+                  "device", "checkpoint_every", "dry_run")
+
+
+def best_config(study: str, storage: str | None = None, *, runs_dir="runs", base: TrainConfig | None = None):
+    """The best trial's settings as it trained (a :class:`TrainConfig`), with the paths and
+    resources of ``base`` (:data:`LOCAL_SETTINGS`; default: ``TrainConfig()``'s), and the trial
+    (``.value``: its validation accuracy, ``.number``)."""
     optuna = _optuna()
     storage = storage or default_storage(runs_dir, study)
     try:
@@ -150,14 +171,19 @@ def best_config(study: str, storage: str | None = None, *, runs_dir="runs"):
         raise ConfigError(f"no study named {study!r} in {storage}") from None
     except ValueError:
         raise ConfigError(f"study {study!r} has no complete trial yet") from None
-    return TrainConfig.from_dict(best.user_attrs["config"], source=f"study {study}: trial {best.number}"), best
+    stored = TrainConfig.from_dict(best.user_attrs["config"], source=f"study {study}: trial {best.number}")
+    local = (base or TrainConfig()).to_dict()
+    return stored.replace(**{k: local[k] for k in LOCAL_SETTINGS}), best
 
 
-def refit_best(study: str, storage: str | None = None, *, runs_dir="runs", log=print):
+def refit_best(study: str, storage: str | None = None, *, runs_dir="runs", log=print, base: TrainConfig | None = None):
     """The best trial's settings retrained on train + validation (``val_size`` 0) and tested
     once, as the run folder ``RUNS_DIR/STUDY/best-refit-NNNN``. Returns the Run."""
     from .run import train_run
 
-    cfg, best = best_config(study, storage, runs_dir=runs_dir)
+    from .run import check_run_name
+
+    _check_study(study, check_run_name)
+    cfg, best = best_config(study, storage, runs_dir=runs_dir, base=base)
     return train_run(cfg.replace(val_size=0), Path(runs_dir) / study, f"best-refit-{best.number:04d}",
                      report=False, log=log, progress=False)
