@@ -209,3 +209,24 @@ def test_browser_draws_a_one_and_a_zero(server, tmp_path):
         listed = docs.locator(".opblock-summary-path").all_text_contents()
         assert {"/api/predict", "/api/model", "/api/health"} <= set(listed) and blocked == []
         browser.close()
+
+
+def test_a_loopback_server_answers_only_its_own_names(server):
+    """Issue 25 (22): DNS rebinding (a page on evil.example whose name now points at 127.0.0.1)
+    gets 400, not the model; one request framed two ways is refused."""
+    import httpx
+    url, _ = server
+    assert httpx.get(url + "/api/model").status_code == 200
+    assert httpx.get(url.replace("127.0.0.1", "localhost") + "/api/health").status_code == 200
+    assert httpx.get(url + "/api/model", headers={"host": "evil.example"}).status_code == 400
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        assert s.recv(200).split(b"\r\n")[0].split()[1] == b"400"
+
+
+def test_a_storage_password_is_never_printed():
+    from mnist_logreg.sweep import _without_password
+    assert _without_password("postgresql://me:s3cret@db/optuna") == "postgresql://me:***@db/optuna"
+    assert "s3cret" not in _without_password("could not connect to postgresql://u:s3cret@h:5432/x (timeout)")

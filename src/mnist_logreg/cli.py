@@ -380,8 +380,10 @@ def cmd_serve(args):
     limit = int(args.max_body_mb * 1024 * 1024)
     if args.collect:
         _check_collect_folder(Path(args.collect), args.checkpoint)
+    from .serve import LOOPBACK_HOSTS
+    hosts = LOOPBACK_HOSTS if args.host in ("127.0.0.1", "localhost", "::1") else None  # else: a proxy's to check
     app = create_app(args.checkpoint, max_body_bytes=limit, collect=args.collect,  # loaded here first: a bad
-                     collect_max=args.collect_max)                                 # checkpoint is one line
+                     collect_max=args.collect_max, allowed_hosts=hosts)            # checkpoint is one line
     workers = f", {args.workers} workers" if args.workers > 1 else ""
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/{workers} (Ctrl-C stops)", flush=True)
     if args.workers > 1:  # uvicorn starts the processes; each builds its app from these
@@ -389,6 +391,7 @@ def cmd_serve(args):
         os.environ["MNIST_LOGREG_SERVE_MAX_BODY"] = str(limit)
         os.environ["MNIST_LOGREG_SERVE_COLLECT"] = str(Path(args.collect).resolve()) if args.collect else ""
         os.environ["MNIST_LOGREG_SERVE_COLLECT_MAX"] = str(args.collect_max)
+        os.environ["MNIST_LOGREG_SERVE_HOSTS"] = ",".join(hosts or ())
         app = "mnist_logreg.serve:app_from_environment"
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,

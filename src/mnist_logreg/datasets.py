@@ -125,6 +125,10 @@ def _declared_spec(e: dict) -> DatasetSpec:
         raise ValueError(f"{spec.name!r}: a dataset name is lower-case letters, digits, '.', '_' and '-'")
     if spec.name in DATASETS and not override:
         raise ValueError(f"{spec.name}: redefines the built-in dataset; add \"override\": true to mean it")
+    if len(spec.classes) != 10 or not all(isinstance(c, str) and c.strip() and c.isprintable() and len(c) <= 40
+                                          for c in spec.classes):
+        raise ValueError(f"{spec.name}: classes must be 10 printable names of at most 40 characters (the model "
+                         f"is nn.Linear(784, 10)), got {len(spec.classes)}")  # 11 trained every epoch, then failed
     for url in spec.mirrors:
         if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
             raise ValueError(f"{spec.name}: mirror {url!r} is not an http(s) URL")

@@ -140,14 +140,15 @@ def _storage(url: str):
     import optuna
     import sqlalchemy.exc
 
+    shown = _without_password(url)
     for attempt in range(6):
         try:
             return optuna.storages.RDBStorage(url)
         except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as e:
-            raise ConfigError(f"{_ref('storage')} {url!r}: {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"{_ref('storage')} {shown!r}: {_without_password(str(e).splitlines()[0])}") from None
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
             if attempt == 5:
-                raise ConfigError(f"{_ref('storage')} {url!r}: {str(e).splitlines()[0]}") from None
+                raise ConfigError(f"{_ref('storage')} {shown!r}: {_without_password(str(e).splitlines()[0])}") from None
             time.sleep(0.2 * (attempt + 1))
 
 
@@ -157,6 +158,12 @@ def _storage(url: str):
 #: threads. These come from ``base`` (the command line), the rest from the winning trial.
 LOCAL_SETTINGS = ("data_dir", "no_download", "train_csv", "extra_images", "tensorboard", "threads", "engine",
                   "device", "checkpoint_every", "dry_run")
+
+
+def _without_password(text: str) -> str:
+    """A storage URL (or a message holding one) with its password replaced by ***."""
+    import re
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
 def best_config(study: str, storage: str | None = None, *, runs_dir="runs", base: TrainConfig | None = None):

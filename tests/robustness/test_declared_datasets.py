@@ -22,6 +22,9 @@ BASE = {"name": "mine", "folder": "Mine", "classes": [str(i) for i in range(10)]
     ({"name": "mnist"}, "mnist: redefines the built-in dataset"),
     ({"name": "../up"}, "a dataset name is lower-case letters"),
     ({"system_dirs": ["/usr/share"]}, "system_dirs is for built-in datasets only"),
+    ({"classes": [str(i) for i in range(11)]}, "classes must be 10 printable names"),  # issue 25 (15): it trained
+    ({"classes": []}, "classes must be 10 printable names"),                          # every epoch, then failed
+    ({"classes": [str(i) for i in range(9)] + ["a\x1b[31m"]}, "classes must be 10 printable names"),
 ])
 def test_a_declaration_out_of_bounds_is_one_line(tmp_path, monkeypatch, run_cli, change, message):
     (tmp_path / "d.json").write_text(json.dumps([{**BASE, **change}]))

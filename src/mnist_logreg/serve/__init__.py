@@ -45,6 +45,8 @@ class _BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
+        if length is not None and b"transfer-encoding" in headers:  # two framings: a smuggling attempt
+            return await _json_response(send, 400, {"error": "Content-Length and Transfer-Encoding together"})
         if length is not None:
             try:
                 too_big = int(length) > self.limit
@@ -219,12 +221,19 @@ def _add_error_handlers(app) -> None:
         return JSONResponse({"error": "client disconnected"}, status_code=400)
 
 
-def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None, collect_max: int | None = None):
+#: the names a page served on a loopback address may be reached by: any other Host header is a
+#: DNS-rebinding page reading this server from the user's browser (400)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None, collect_max: int | None = None,
+               allowed_hosts=None):
     """A FastAPI app serving the model in ``checkpoint`` (loaded once, here). It keeps no state
     between requests: any number of processes can serve one port (``serve --workers N``).
     ``collect``: a folder where POST /api/examples saves the corrections people make on the page
     (examples.py's layout, at most ``collect_max`` of them); without it there is no such route
-    and the page offers no "Wrong?" button."""
+    and the page offers no "Wrong?" button. ``allowed_hosts``: the Host headers answered (None:
+    any; ``serve`` on a loopback address passes :data:`LOOPBACK_HOSTS`)."""
     import numpy as np
     from fastapi import Request
     from fastapi.responses import FileResponse, Response
@@ -248,6 +257,9 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # model.js 313 -> 234 KB (base64), the page 3x smaller
     app.add_middleware(_SecurityHeaders)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_docs_and_links(app)
@@ -544,4 +556,5 @@ def app_from_environment():
     return create_app(os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"],
                       max_body_bytes=int(os.environ.get("MNIST_LOGREG_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
                       collect=os.environ.get("MNIST_LOGREG_SERVE_COLLECT") or None,
-                      collect_max=int(os.environ.get("MNIST_LOGREG_SERVE_COLLECT_MAX", 10_000)))
+                      collect_max=int(os.environ.get("MNIST_LOGREG_SERVE_COLLECT_MAX", 10_000)),
+                      allowed_hosts=[h for h in os.environ.get("MNIST_LOGREG_SERVE_HOSTS", "").split(",") if h] or None)
