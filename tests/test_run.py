@@ -227,7 +227,8 @@ def test_tune_newton_chooses_on_validation_and_writes_a_runnable_config(tmp_path
     assert result.config.solver == "newton" and result.config.lam == best["lam"]
     assert {"tune.json", "checkpoint.pt", "config.toml"} <= set(listing(tmp_path / "t"))
     assert json.loads((tmp_path / "t" / "tune.json").read_text())["winner"] == {"solver": "newton", "lam": best["lam"]}
-    assert lines[0].startswith("lam  1.00e-02  C ") and 0.5 < result.test_acc <= 1
+    assert lines[0].startswith("tune: 2 values of lam") and lines[1].startswith("lam  1.00e-02  C ")
+    assert 0.5 < result.test_acc <= 1
     # the winner's config.toml trains the winner
     code, _, err = run_cli("train", "--config", tmp_path / "t" / "config.toml", "--no-report", "--runs-dir",
                            tmp_path / "runs", "--name", "w")
