@@ -16,3 +16,14 @@ def test_accuracy_bench_smoke():
     # the refit sees 6,000 images instead of 4,000: one epoch of it ends ahead
     assert accs["raw pixels, Adam + cosine, refit on train+val"] > accs["raw pixels, Adam + cosine"]
     assert accs["deskew, robust loss + cosine"] > accs["raw pixels, robust loss + cosine"] > 75
+
+
+def test_train_speed_bench_runs_to_the_end(data_dir):
+    """bench/train_speed.py (make bench) printed its table and then died reading peak memory
+    (issue 27): one epoch of each loop, to the last line."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "train_speed.py"), "--data-dir", str(data_dir),
+                        "--epochs", "1", "--notebook-epochs", "1"], capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "peak resident memory" in r.stdout and "Traceback" not in r.stderr

@@ -107,3 +107,13 @@ def test_report_and_compare_never_overwrite_what_they_were_not_asked_to(tmp_path
     status = (tmp_path / "r" / "status.json").read_text()
     code, _, err = run_cli("compare", tmp_path / "r", "-o", tmp_path / "r" / "status.json", "--force")
     assert code == 2 and (tmp_path / "r" / "status.json").read_text() == status, err
+
+
+def test_preprocess_is_one_import_away():
+    import numpy as np
+
+    from mnist_logreg import preprocess
+    from mnist_logreg.preprocess import preprocess as the_function
+    page = np.full((300, 200), 255, np.uint8)
+    page[60:240, 90:110] = 0
+    assert np.array_equal(preprocess(page), the_function(page))

@@ -29,8 +29,8 @@ _EXPORTS = {
     "MnistLogregError": "errors", "DataError": "errors", "CheckpointError": "errors",
     "ConfigError": "errors", "ImageError": "errors",
     "load_image": "preprocess", "solve": "solver", "make_optimizer": "optim",
-    # preprocess() and export() live in modules of the same name: import them from there
-    # (mnist_logreg.preprocess.preprocess, mnist_logreg.export.export)
+    # preprocess() lives in a module of the same name: `from mnist_logreg import preprocess` gives
+    # the module, which is callable (preprocess(img)); export() likewise: mnist_logreg.export.export
     "build_report": "report", "Predictor": "answers", "Answer": "answers",
     "TrainConfig": "config", "TuneConfig": "config", "PRESETS": "config",
     "train_run": "run", "Run": "run", "tune": "tuning", "TrainingInterrupted": "train", "TrainingDiverged": "train",

@@ -276,3 +276,14 @@ def expand_image_args(paths) -> list[Path]:
         else:
             raise ImageError(f"{p}: no such file or folder")
     return out
+
+
+class _CallableModule(type(__import__("sys"))):
+    """``from mnist_logreg import preprocess`` gives this module (a submodule shadows a name of
+    the package); calling it calls :func:`preprocess`, so both spellings work."""
+
+    def __call__(self, image, name: str | None = None, polarity: str = "auto"):
+        return preprocess(image, name, polarity)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
