@@ -5,7 +5,9 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -230,3 +232,44 @@ def test_a_storage_password_is_never_printed():
     from mnist_logreg.sweep import _without_password
     assert _without_password("postgresql://me:s3cret@db/optuna") == "postgresql://me:***@db/optuna"
     assert "s3cret" not in _without_password("could not connect to postgresql://u:s3cret@h:5432/x (timeout)")
+
+
+def test_a_large_json_body_is_refused_as_it_arrives(client):
+    """Issue 25 (7): 784 numbers need ~20 kB; a 1.5 MB JSON body (under the 2 MB body limit here) is
+    413 before it is parsed."""
+    big = b'{"pixels": [' + b"0.0, " * 300_000 + b"0.0]}"
+    r = client.post("/api/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "at most" in r.json()["error"]
+    ok = client.post("/api/predict", json={"pixels": [0.123456789012345678] * 784})
+    assert ok.status_code == 200
+
+
+def test_workers_serve_the_bytes_checked_at_start(tmp_path, ckpt):
+    """Issue 25 (14): `serve --workers N` loads a private snapshot of the checkpoint: the file
+    changing (or breaking) afterwards reaches no worker, restarted or not."""
+    import shutil
+
+    import httpx
+
+    from helpers import serving
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copyfile(ckpt, run / "checkpoint.pt")
+    with serving(run, "--workers", "2") as (url, proc):
+        before = httpx.get(url + "/model.js").text
+        (run / "checkpoint.pt").write_bytes(b"damaged")
+        for child in _children(proc.pid):   # uvicorn restarts a worker that dies
+            os.kill(child, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                if httpx.get(url + "/api/health", timeout=1).status_code == 200 and len(_children(proc.pid)) == 2:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        assert all(httpx.get(url + "/model.js").text == before for _ in range(6))
+
+
+def _children(pid):
+    path = f"/proc/{pid}/task/{pid}/children"
+    return [int(c) for c in open(path).read().split()] if os.path.exists(path) else []

@@ -216,9 +216,10 @@ FIELDS = {
     "metrics": (dict, lambda v: all(isinstance(k, str) for k in v) and all(_plain(x, 4) for x in v.values()),
                 "a table of metrics (numbers, strings, tables of them)"),
     "history": (list, lambda v: len(v) <= MAX_HISTORY and all(isinstance(r, dict) and all(isinstance(k, str) for k in r)
+                                    and type(r.get("epoch")) is int and 0 <= r["epoch"] <= 10**6
                                     and all(x is None or (isinstance(x, _NUMBER) and not isinstance(x, bool))
                                             for x in r.values()) for r in v),
-                "a list of per-epoch rows of numbers"),
+                "a list of per-epoch rows of numbers, each with its epoch"),
     "transform": (str, None, "a transform name"),
     "versions": (dict, None, "a table of versions"),
     "created": (str, None, "a time"),

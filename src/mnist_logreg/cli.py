@@ -382,12 +382,14 @@ def cmd_serve(args):
         _check_collect_folder(Path(args.collect), args.checkpoint)
     from .serve import LOOPBACK_HOSTS
     hosts = LOOPBACK_HOSTS if args.host in ("127.0.0.1", "localhost", "::1") else None  # else: a proxy's to check
-    app = create_app(args.checkpoint, max_body_bytes=limit, collect=args.collect,  # loaded here first: a bad
-                     collect_max=args.collect_max, allowed_hosts=hosts)            # checkpoint is one line
+    from .serve import snapshot_run
+    source = snapshot_run(args.checkpoint) if args.workers > 1 else args.checkpoint  # workers: fixed bytes
+    app = create_app(source, max_body_bytes=limit, collect=args.collect,  # loaded here first: a bad
+                     collect_max=args.collect_max, allowed_hosts=hosts)   # checkpoint is one line
     workers = f", {args.workers} workers" if args.workers > 1 else ""
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/{workers} (Ctrl-C stops)", flush=True)
     if args.workers > 1:  # uvicorn starts the processes; each builds its app from these
-        os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"] = str(Path(args.checkpoint).resolve())
+        os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"] = str(source)
         os.environ["MNIST_LOGREG_SERVE_MAX_BODY"] = str(limit)
         os.environ["MNIST_LOGREG_SERVE_COLLECT"] = str(Path(args.collect).resolve()) if args.collect else ""
         os.environ["MNIST_LOGREG_SERVE_COLLECT_MAX"] = str(args.collect_max)
@@ -398,6 +400,10 @@ def cmd_serve(args):
                     workers=args.workers, factory=args.workers > 1)
     except OSError as e:
         raise ConfigError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    finally:
+        if source != args.checkpoint:  # the workers' snapshot (the CLI ends with os._exit: no atexit)
+            import shutil
+            shutil.rmtree(source, ignore_errors=True)
     return 0
 
 

@@ -390,6 +390,11 @@ def _coerce(name, value, hint):
     if not ok(value):
         noun = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[hint]
         raise ConfigError(f"{_ref(name)} must be {noun}, got {value!r}")
+    if hint is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a path with a byte that is no UTF-8: config.toml could not hold it
+            raise ConfigError(f"{_ref(name)} must be text (UTF-8), got {value!r}") from None
     if hint is float:
         value = float(value)
         if not math.isfinite(value):

@@ -101,15 +101,36 @@ def summarize(folder: Path, root: Path | None = None) -> RunSummary:
         status = "running" if _locked(folder) else "incomplete"
         return RunSummary(folder, name, status, dataset=cfg.get("dataset", ""), config=cfg,
                           message="" if status == "running" else "no checkpoint (killed before its first epoch?)")
-    rows, metrics, cfg = list(ckpt.history or []), dict(ckpt.metrics or {}), dict(ckpt.config or {})
+    rows, metrics, cfg = _rows(ckpt.history), dict(ckpt.metrics or {}), dict(ckpt.config or {})
     last = rows[-1] if rows else {}
     status, message = _status(folder, bool(metrics))
-    return RunSummary(folder, name, status, dataset=cfg.get("dataset", ckpt.dataset),
-                      epochs=None if cfg.get("solver") == "newton" else ckpt.epoch,  # its "epoch" counts iterations
-                      val_acc=metrics.get("val_acc", last.get("val_acc")),
-                      test_acc=metrics.get("test_acc"),
-                      seconds=metrics.get("train_seconds", round(sum(r.get("seconds", 0) for r in rows), 3)),
+    return RunSummary(folder, name, status, dataset=_printable(str(cfg.get("dataset", ckpt.dataset))),
+                      epochs=None if cfg.get("solver") == "newton" else _number(ckpt.epoch),  # newton: iterations
+                      val_acc=_number(metrics.get("val_acc", last.get("val_acc"))),
+                      test_acc=_number(metrics.get("test_acc")),
+                      seconds=_number(metrics.get("train_seconds", round(sum(r.get("seconds") or 0 for r in rows), 3))),
                       config=cfg, history=rows, message=message)
+
+
+def _number(v):
+    """A metric as a finite number, or None: a checkpoint may hold anything its schema allows
+    (a string, a 400-digit integer, NaN), and `runs --json` must stay JSON."""
+    import math
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        return v if math.isfinite(v) else None
+    except OverflowError:
+        return None
+
+
+def _rows(history) -> list:
+    """History rows that can be drawn: an integer epoch, numbers (or None) for the values."""
+    out = []
+    for r in history or []:
+        if isinstance(r, dict) and _number(r.get("epoch")) is not None and isinstance(r["epoch"], int):
+            out.append({k: _number(v) for k, v in r.items() if isinstance(k, str)})
+    return out
 
 
 def _config_toml(folder: Path) -> dict:

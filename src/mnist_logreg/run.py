@@ -250,8 +250,9 @@ def _check_before_reading(cfg: TrainConfig) -> str:
 
     device = _device(cfg.device)
     if cfg.tensorboard is not None:
-        from .tboard import check_available
+        from .tboard import check_available, check_folder
         check_available()
+        check_folder(cfg)
     if cfg.solver == "minibatch":
         check_engine(cfg.engine, cfg.optimizer, device, soft=cfg.distill_epochs > 0)
         if cfg.average_from is not None and cfg.average_from > cfg.epochs:

@@ -144,12 +144,13 @@ def _storage(url: str):
     for attempt in range(6):
         try:
             return optuna.storages.RDBStorage(url)
-        except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as e:
-            raise ConfigError(f"{_ref('storage')} {shown!r}: {_without_password(str(e).splitlines()[0])}") from None
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:  # first: DatabaseErrors too
             if attempt == 5:
                 raise ConfigError(f"{_ref('storage')} {shown!r}: {_without_password(str(e).splitlines()[0])}") from None
             time.sleep(0.2 * (attempt + 1))
+        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.DatabaseError, ImportError, ValueError) as e:
+            # a URL that is not one, a driver not installed, a file that is no database
+            raise ConfigError(f"{_ref('storage')} {shown!r}: {_without_password(str(e).splitlines()[0])}") from None
 
 
 #: settings a study never decides: where files are read and written, and the machine's

@@ -21,6 +21,23 @@ def check_available() -> None:
                           f"pip install 'mnist-logreg[tensorboard]'")
 
 
+def check_folder(cfg) -> None:
+    """``--tensorboard DIR``: a folder this process can write, checked before any work (a file,
+    /proc or /dev/full there was a traceback and left an empty run folder)."""
+    import os
+
+    if cfg.tensorboard in (None, RUN_FOLDER):
+        return
+    folder = Path(cfg.tensorboard)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{_ref('tensorboard')} {folder}: cannot make the folder: "
+                          f"{e.strerror or type(e).__name__}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{_ref('tensorboard')} {folder}: not a folder this user can write")
+
+
 def log_dir(cfg, run_dir: Path) -> Path:
     """Where a run's event files go: its own tensorboard/ folder, or DIR/<run name>."""
     if cfg.tensorboard == RUN_FOLDER:

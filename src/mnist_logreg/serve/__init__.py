@@ -30,6 +30,7 @@ PREPROCESS_SLOTS = 2     # images decoded and preprocessed at once (each up to ~
 PREPROCESS_QUEUE = 32    # more waiting than this: 503 with Retry-After, not an ever-growing queue
 BODY_TIMEOUT = 20.0      # seconds a request body may stall between chunks before it is dropped (408)
 MAX_JSON_DEPTH = 8       # {"pixels": [[...]]} needs 3; deeper JSON is refused before it is parsed
+MAX_JSON_BYTES = 1024 * 1024  # 784 numbers with 17 digits each and spaces: ~20 kB
 log = logging.getLogger("mnist_logreg.serve")
 
 
@@ -187,14 +188,21 @@ async def _uploaded_image(request, decode: _Decoder, work):
 
 
 async def _json_pixels(request):
-    """The 28x28 input from a JSON body {"pixels": [...]}, and the body."""
-    raw = await request.body()
-    if _depth(raw) > MAX_JSON_DEPTH:
-        raise _Refusal(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _Refusal(400, "body is not valid JSON") from None
+    """The 28x28 input from a JSON body {"pixels": [...]}, and the body. 784 numbers need a few
+    tens of kB: a body over MAX_JSON_BYTES is refused (413) as it arrives, and the depth scan
+    and the parse run in a worker thread (a 10 MB body held the event loop 1.2 s, and every
+    other request with it)."""
+    from starlette.concurrency import run_in_threadpool
+
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise _Refusal(413, f"a JSON body is at most {MAX_JSON_BYTES:,} bytes (784 numbers need far less)")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request._body = raw  # read once: later reads get these bytes
+    body = await run_in_threadpool(_parse_json, raw)
     msg, x = _pixels(body)
     if msg:
         raise _Refusal(422, msg)
@@ -489,6 +497,16 @@ def _prediction_responses() -> dict:
             **{code: {"model": Error, "description": text} for code, text in errors.items()}}
 
 
+def _parse_json(raw: bytes):
+    """The JSON value of a body whose nesting was checked first (json.loads recurses per level)."""
+    if _depth(raw) > MAX_JSON_DEPTH:
+        raise _Refusal(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _Refusal(400, "body is not valid JSON") from None
+
+
 def _depth(raw: bytes) -> int:
     """How deep brackets nest in a JSON text (strings skipped), without parsing it: json.loads
     recurses once per level, so 10,000 levels would end in a RecursionError."""
@@ -543,6 +561,27 @@ def _pixels(body):
     if arr.max() > 1:
         arr = arr / 255.0
     return None, arr.reshape(28, 28).astype(np.float32)
+
+
+def snapshot_run(checkpoint) -> Path:
+    """A private copy of the served checkpoint (and its run's report.html), in a fresh temporary
+    folder (``serve`` removes it when it stops): every ``serve --workers`` process, and every worker
+    uvicorn restarts, loads these bytes, the ones checked at start (a worker restarted after the
+    file changed served the new model beside the old; a damaged file crash-looped them)."""
+    import tempfile
+
+    from .._files import read_input
+    from ..checkpoint import MAX_CHECKPOINT_BYTES
+
+    src = Path(checkpoint)
+    folder = src if src.is_dir() else None
+    data = read_input(folder / "checkpoint.pt" if folder else src, MAX_CHECKPOINT_BYTES)
+    snap = Path(tempfile.mkdtemp(prefix="mnist-logreg-serve-"))
+    (snap / "checkpoint.pt").write_bytes(data)
+    report = _report_of(checkpoint)
+    if report is not None:
+        (snap / "report.html").write_bytes(report)
+    return snap
 
 
 def app_from_environment():

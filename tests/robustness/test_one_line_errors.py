@@ -1,0 +1,56 @@
+"""Issue 25 (17): what was a traceback is one line, and nothing is left behind."""
+import pytest
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tensorboard", "{file}"], "--tensorboard {file}: cannot make the folder"),
+    (["--tensorboard", "/proc/no-such-folder"], "--tensorboard /proc/no-such-folder: cannot make the folder"),
+    (["--tensorboard", "/dev/full"], "--tensorboard /dev/full: cannot make the folder"),
+    (["--data-dir", "bad\udcff"], "--data-dir must be text (UTF-8)"),
+])
+def test_train_refuses_before_any_work(tmp_path, run_cli, args, message):
+    pytest.importorskip("tensorboard")
+    (tmp_path / "afile").write_text("")
+    args = [a.replace("{file}", str(tmp_path / "afile")) for a in args]
+    code, _, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path / "runs", "--name", "r", *args)
+    assert code == 2 and err.startswith("error: " + message.replace("{file}", str(tmp_path / "afile")))
+    assert len(err.splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_a_storage_that_is_no_database_is_one_line(tmp_path, run_cli):
+    pytest.importorskip("optuna")
+    (tmp_path / "notes.db").write_text("my notes, not a database\n" * 100)
+    code, _, err = run_cli("tune", "--search", "optuna", "--storage", f"sqlite:///{tmp_path / 'notes.db'}",
+                           "--trials", "1", "--dry-run", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "file is not a database" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "notes.db").read_text().startswith("my notes")
+
+
+def test_schema_valid_oddities_never_crash_runs_compare_or_report(tmp_path, run_cli):
+    """Issue 25 (18): metrics that are strings, lists, NaN or infinite, history rows without an
+    epoch, a symlink loop: `runs` lists every folder (`--json` stays JSON), `compare` and `report`
+    answer or refuse in one line."""
+    import json
+    import os
+
+    import torch
+    code, _, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path / "runs", "--name", "ok")
+    assert code == 0, err
+    honest = torch.load(tmp_path / "runs" / "ok" / "checkpoint.pt", weights_only=True)
+    odd = {"strings": {"metrics": {**honest["metrics"], "val_acc": "high", "test_acc": [1, 2]}},
+           "nan": {"metrics": {**honest["metrics"], "val_acc": float("nan"), "test_acc": float("inf")}},
+           "noepoch": {"history": [{"train_loss": 0.3}, {"val_acc": 0.9}]}}
+    for name, change in odd.items():
+        (tmp_path / "runs" / name).mkdir()
+        torch.save({**honest, **change}, tmp_path / "runs" / name / "checkpoint.pt")
+    os.symlink("loop", tmp_path / "runs" / "loop")
+    code, out, err = run_cli("runs", tmp_path / "runs", "--json")
+    assert code == 0, err
+    listed = {r["name"]: r for r in json.loads(out)}  # NaN/Infinity would not parse
+    assert {"ok", "strings", "nan", "noepoch"} <= set(listed) and listed["nan"]["val_acc"] is None
+    assert listed["noepoch"]["status"] == "unreadable"
+    for name in ("strings", "nan"):
+        code, _, err = run_cli("compare", tmp_path / "runs" / name, tmp_path / "runs" / "ok", "-o", tmp_path / f"{name}.html")
+        assert code == 0, err
+    code, _, err = run_cli("report", tmp_path / "runs" / "noepoch", "--out", tmp_path / "rep")
+    assert code == 2 and "each with its epoch" in err and len(err.splitlines()) == 1
