@@ -710,9 +710,12 @@ def cmd_predict(args):
     if not (args.index or args.image or args.csv):
         raise ConfigError("nothing to predict: give --index, --image or --csv")
     inputs = [*_checkpoint_files(args.checkpoint), args.csv, *(args.image or ())]
+    files = []
     if args.image:
         from .preprocess import expand_image_args
-        inputs += expand_image_args(args.image)
+        files = expand_image_args(args.image)
+        inputs += files
+    _check_counts(args, len(files))
     for out in (args.submission if args.csv else None, args.show_preprocessed, args.explain):
         if out is not None:  # refused before any work: never an input, an existing file only with --force
             check_output(out, force=args.force, inputs=inputs)
@@ -736,6 +739,22 @@ def cmd_predict(args):
         lines.append(f"wrote {args.submission}: {results[-1]['rows']:,} predictions (ImageId from 1)")
     _out(args, results, "\n".join(lines))
     return 0
+
+
+MAX_PREDICT = 10_000   # inputs one predict call answers (200,000 indices took 1.6 GB); a CSV streams
+MAX_PICTURE = 1_000    # inputs drawn in one --show-preprocessed / --explain picture (30,000: 2.2 GB, 319 MP)
+
+
+def _check_counts(args, images: int) -> None:
+    """Bounds on the work one predict call takes on, checked before any of it."""
+    if len(args.index or ()) > MAX_PREDICT or images > MAX_PREDICT:
+        what = "--index" if len(args.index or ()) > MAX_PREDICT else "--image"
+        raise ConfigError(f"{what}: at most {MAX_PREDICT:,} inputs in one call, got "
+                          f"{max(len(args.index or ()), images):,}; split them into several calls")
+    drawn = len(args.index or ()) * bool(args.explain) + images * bool(args.show_preprocessed or args.explain)
+    if drawn > MAX_PICTURE:
+        raise ConfigError(f"--show-preprocessed / --explain: at most {MAX_PICTURE:,} inputs in one picture, "
+                          f"got {drawn:,}")
 
 
 def _answer_fields(a, k: int) -> dict:

@@ -54,3 +54,31 @@ def test_schema_valid_oddities_never_crash_runs_compare_or_report(tmp_path, run_
         assert code == 0, err
     code, _, err = run_cli("report", tmp_path / "runs" / "noepoch", "--out", tmp_path / "rep")
     assert code == 2 and "each with its epoch" in err and len(err.splitlines()) == 1
+
+
+def test_predict_bounds_the_work_it_takes_on(tmp_path, run_cli):
+    """Issue 25 (16): 200,000 indices took 1.6 GB; 30,000 images in one picture 2.2 GB."""
+    code, _, err = run_cli("train", "--dry-run", "--no-report", "--runs-dir", tmp_path, "--name", "r")
+    assert code == 0, err
+    code, _, err = run_cli("predict", tmp_path / "r", "--index", *range(10_001))
+    assert code == 2 and "at most 10,000 inputs in one call" in err
+    code, _, err = run_cli("predict", tmp_path / "r", "--index", *range(1_001), "--explain", tmp_path / "e.png")
+    assert code == 2 and "at most 1,000 inputs in one picture" in err and not (tmp_path / "e.png").exists()
+
+
+def test_a_large_transparent_picture_is_flattened_in_bands():
+    """Issue 25 (16): the alpha composition of a 4900x4900 RGBA picture stays near its own size
+    (one int64 copy of it took 800 MB)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from mnist_logreg.preprocess import flatten_alpha
+    rgba = np.zeros((4900, 4900, 4), np.uint8)
+    rgba[1000:3000, 2000:2300] = 255
+    tracemalloc.start()
+    grey = flatten_alpha(rgba)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert grey.shape == (4900, 4900) and grey[2000, 2100] == 255 and grey[0, 0] == 0  # white ink on black
+    assert peak < 2 * grey.nbytes + 50 * 2**20, peak
