@@ -87,10 +87,17 @@ def read_input(path, limit: int, error=CheckpointError) -> bytes:
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket or special file")
         raise error(f"{path}: is {kind}, not a regular file")
     with os.fdopen(fd, "rb") as f:
-        try:
-            data = f.read(limit + 1)
+        chunks, size = [], 0
+        try:  # in pieces: read(limit + 1) asked the allocator for the whole limit (512 MiB for a CSV)
+            while size <= limit:
+                chunk = f.read(min(1 << 20, limit + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
         except OSError as e:
             raise error(f"{path}: cannot read: {e.strerror}") from None
+        data = b"".join(chunks)
     if len(data) > limit:
         raise error(f"{path}: file is over the {mib(limit)} limit")
     return data

@@ -82,3 +82,30 @@ def test_a_large_transparent_picture_is_flattened_in_bands():
     tracemalloc.stop()
     assert grey.shape == (4900, 4900) and grey[2000, 2100] == 255 and grey[0, 0] == 0  # white ink on black
     assert peak < 2 * grey.nbytes + 50 * 2**20, peak
+
+
+def test_a_kaggle_csv_is_held_as_bytes_not_floats(tmp_path):
+    """Issue 25 (11): the 512 MiB limit did not bound memory (511 MiB of CSV: 5.6 GB as
+    float64). 10,000 rows, parsed 2,048 at a time: the peak is the text plus the uint8
+    pixels plus one chunk, not 8 bytes a cell."""
+    import tracemalloc
+
+    import numpy as np
+
+    from mnist_logreg.data import load_kaggle_csv
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, (10_000, 785))
+    rows[:, 0] %= 10
+    text = "label," + ",".join(f"pixel{i}" for i in range(784)) + "\n"
+    text += "\n".join(",".join(map(str, r)) for r in rows) + "\n"
+    (tmp_path / "train.csv").write_text(text)
+    import torch  # noqa: F401  (imported before the count: its import is not the CSV's)
+    tracemalloc.start()
+    data = load_kaggle_csv(tmp_path / "train.csv")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert data.images.shape == (10_000, 28, 28) and data.labels.tolist()[:3] == rows[:3, 0].tolist()
+    float64_of_all = rows.size * 8
+    # all of it as float64 beside the text is len(text) + float64_of_all at the very least (it was
+    # more: 5.6 GB for 511 MiB); chunked: the text, one chunk and the uint8 pixels twice (71.8 MB here)
+    assert peak < len(text) + 0.75 * float64_of_all, (peak, len(text), float64_of_all)
