@@ -74,6 +74,9 @@ def _constraint(name: str) -> list:
     return rule + [None] if optional else rule
 
 
+MAX_NEWTON_CLASSES = 1000
+
+
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression: the exact L2-regularised optimum (Newton-CG), or the
     robust minibatch recipe.
@@ -140,7 +143,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         **{name: _constraint(name) for name in _MINIBATCH},
-        "threads": [Interval(numbers.Integral, 1, 1024, closed="both"), None],
+        "threads": [Interval(numbers.Integral, 1, 256, closed="both"), None],  # 1024: libgomp aborted the process
     }
 
     def __init__(self, C=1.0, *, fit_intercept=True, tol=1e-4, max_iter=100, solver="newton", class_weight=None,
@@ -165,6 +168,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"this solver needs samples of at least 2 classes; the data has 1 class: "
                              f"{self.classes_[0]!r}")
+        if self.solver == "newton" and len(self.classes_) > MAX_NEWTON_CLASSES:
+            raise ValueError(f"solver='newton' takes at most {MAX_NEWTON_CLASSES} classes (its preconditioner "
+                             f"factors a K x K matrix each iteration: K=2000 took 33 s and 721 MB where "
+                             f"LogisticRegression took 3.4 s); the data has {len(self.classes_)}: use solver='adam'")
+        if X.size and float(np.abs(X).max()) > 1e100:  # squares overflow: the Gram matrix would be infinite
+            raise ValueError(f"features up to {float(np.abs(X).max()):.3g}: scale them first (StandardScaler); "
+                             f"the solvers work with their squares")
         weights = self._sample_weights(X, y, sample_weight)
         codes = torch.from_numpy(encoder.transform(y).astype(np.int64))
         fit = self._fit_newton if self.solver == "newton" else self._fit_adam
@@ -186,6 +196,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             # "balanced" counts each class by its sample weights, as LogisticRegression does
             per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y, sample_weight=w)
             w = w * per_class[np.searchsorted(self.classes_, y)]
+        total = float(w.sum())
+        if not np.isfinite(total) or total < 1e-200:  # 1e308 overflows; 1e-320 makes the optimum all zeros
+            raise ValueError(f"sample weights sum to {total:.3g}, out of range for a fit (1e308 overflows, 1e-320 "
+                             f"leaves only the penalty): multiply them by a constant s and use C / s, the same fit")
         if len(np.unique(y[w > 0])) < 2:  # else the optimum is at infinity (an unpenalised bias)
             raise ValueError("the samples with positive weight must cover at least 2 classes")
         return torch.from_numpy(w)
@@ -312,6 +326,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
 def _image_size(n_features: int, image_shape):
     if image_shape is not None:
+        if (len(image_shape) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                                             for v in image_shape)):
+            raise ValueError(f"image_shape must be two positive whole numbers (height, width), got {image_shape!r}")
         h, w = image_shape
         if h * w != n_features:
             raise ValueError(f"image_shape {tuple(image_shape)} has {h * w} pixels, X has {n_features} features")

@@ -1,4 +1,5 @@
 """Issue 25 (17): what was a traceback is one line, and nothing is left behind."""
+import numpy as np
 import pytest
 
 
@@ -109,3 +110,29 @@ def test_a_kaggle_csv_is_held_as_bytes_not_floats(tmp_path):
     # all of it as float64 beside the text is len(text) + float64_of_all at the very least (it was
     # more: 5.6 GB for 511 MiB); chunked: the text, one chunk and the uint8 pixels twice (71.8 MB here)
     assert peak < len(text) + 0.75 * float64_of_all, (peak, len(text), float64_of_all)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda S, X, y: S().fit(X, y, sample_weight=np.full(len(y), 1e308)), "sample weights sum to inf"),
+    (lambda S, X, y: S().fit(X, y, sample_weight=np.full(len(y), 1e-320)), "sample weights sum to"),
+    (lambda S, X, y: S().fit(X * 1e300, y), "scale them first"),
+    (lambda S, X, y: S(threads=1024).fit(X, y), "threads"),
+    (lambda S, X, y: S().fit(np.repeat(X, 2, 0)[:2002], np.arange(2002)), "at most 1000 classes"),
+])
+def test_the_estimator_refuses_what_it_cannot_fit_in_one_line(make, message):
+    """Issue 25 (21, 12): weights that overflow or vanish (an all-zero model, no warning), inputs
+    whose squares overflow (a LinAlgError), threads=1024 (libgomp aborted the process), 2,000
+    classes for newton (33 s, 721 MB)."""
+    pytest.importorskip("sklearn")
+    from mnist_logreg.sklearn import SoftmaxClassifier
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(1001, 5)), rng.integers(0, 3, 1001)
+    with pytest.raises(ValueError, match=message):
+        make(SoftmaxClassifier, X, y)
+
+
+def test_deskew_checks_its_image_shape():
+    pytest.importorskip("sklearn")
+    from mnist_logreg.sklearn import Deskew
+    with pytest.raises(ValueError, match="two positive whole numbers"):
+        Deskew(image_shape=(-28, -28)).fit(np.zeros((2, 784)))
