@@ -347,6 +347,9 @@ def _add_serve(sub) -> None:
                    default=10.0, help="larger request bodies get 413 (at most 1024)")
     p.add_argument("--workers", type=_number(int, 1, False, "at least 1, at most 64", high=64), default=1,
                    help="server processes sharing the port (uvicorn's workers; each loads the model, ~150 MB)")
+    p.add_argument("--header-timeout", type=_number(float, 0.0, True, "more than 0 and at most 600", high=600),
+                   default=10.0, metavar="S", help="drop a connection whose request headers have not all arrived "
+                                                   "within S seconds (slow or stalled clients)")
     p.add_argument("--collect", metavar="DIR", default=None,
                    help="offer \"Wrong? It was ...\" on the page and save each correction into DIR (the 28x28 "
                         "input, the label, the time: labels.csv + PNGs, for train --extra-images DIR); off by "
@@ -396,8 +399,13 @@ def cmd_serve(args):
         os.environ["MNIST_LOGREG_SERVE_HOSTS"] = ",".join(hosts or ())
         app = "mnist_logreg.serve:app_from_environment"
     try:
+        os.environ["MNIST_LOGREG_SERVE_HEADER_TIMEOUT"] = str(args.header_timeout)
+        from .serve.protocol import quiet_repeats
+        quiet_repeats()
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                    workers=args.workers, factory=args.workers > 1)
+                    workers=args.workers, factory=args.workers > 1,
+                    http="mnist_logreg.serve.protocol:HeaderDeadline",  # a deadline for each request's headers
+                    limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5)
     except OSError as e:
         raise ConfigError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
     finally:
@@ -405,6 +413,9 @@ def cmd_serve(args):
             import shutil
             shutil.rmtree(source, ignore_errors=True)
     return 0
+
+
+MAX_CONNECTIONS = 512  # per server process: past it, 503 at once (the open-file limit is 1,024 here)
 
 
 def _check_collect_folder(folder: Path, checkpoint) -> None:

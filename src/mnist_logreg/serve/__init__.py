@@ -591,7 +591,10 @@ def app_from_environment():
 
     import torch
 
+    from .protocol import quiet_repeats
+
     torch.set_num_threads(1)
+    quiet_repeats()
     return create_app(os.environ["MNIST_LOGREG_SERVE_CHECKPOINT"],
                       max_body_bytes=int(os.environ.get("MNIST_LOGREG_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
                       collect=os.environ.get("MNIST_LOGREG_SERVE_COLLECT") or None,
