@@ -6,7 +6,11 @@ shared machine), beside the same command on an honest file.
 
 Cases: an honest checkpoint plus 32 MiB of one-byte EMPTY_SET opcodes (8.15 GB RSS and 48.5 s
 of CPU before the pickle was read opcode by opcode), plus 2 MiB of EMPTY_LIST opcodes, a 32 kB and
-a 400 kB TOML of dotted keys (1.23 GB; the kernel's OOM killer at 400 kB before the shape check).
+a 400 kB TOML of dotted keys (1.23 GB; the kernel's OOM killer at 400 kB before the shape check);
+then items 6, 11 and 16: `runs` over status files that are a FIFO, 300 MB of spaces and 100,000
+brackets; Kaggle CSVs of 8,000 and 80,000 rows (memory should grow with the file, not 8 bytes a
+cell); a 1000- and a 4900-pixel transparent PNG; 20,000 indices for `predict --index` (200,000
+do not fit on a command line here).
 """
 import argparse
 import os
@@ -40,6 +44,35 @@ def with_opcodes(good: Path, out: Path, payload: bytes) -> None:
             z.writestr(name, data)
 
 
+def _more_files(tmp: Path, run: Path) -> None:
+    """Issue 25's items 6, 11 and 16: run folders with hostile status files, Kaggle CSVs of
+    two sizes, a small and a 24-megapixel transparent PNG."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    for folder, statuses in (("honest-runs", {"a": None}),
+                             ("odd-runs", {"fifo": "fifo", "huge": b" " * (300 << 20), "deep": b"[" * 100_000})):
+        for name, status in statuses.items():
+            shutil.copytree(run, tmp / folder / name)
+            if status == "fifo":
+                (tmp / folder / name / "status.json").unlink()
+                os.mkfifo(tmp / folder / name / "status.json")
+            elif status is not None:
+                (tmp / folder / name / "status.json").write_bytes(status)
+    rng = np.random.default_rng(0)
+    header = ",".join(f"pixel{i}" for i in range(784)) + "\n"
+    block = "\n".join(",".join(map(str, r)) for r in rng.integers(0, 256, (8_000, 784))) + "\n"
+    (tmp / "small.csv").write_text(header + block)
+    (tmp / "big.csv").write_text(header + block * 10)
+    for name, side in (("small.png", 1000), ("big.png", 4900)):
+        im = Image.new("RGBA", (side, side), (255, 255, 255, 0))
+        ImageDraw.Draw(im).line([(side * 0.3, side * 0.2), (side * 0.7, side * 0.2), (side * 0.4, side * 0.85)],
+                                fill=(0, 0, 0, 255), width=side // 15)
+        im.save(tmp / name)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=None)
@@ -58,12 +91,20 @@ def main():
     (tmp / "dotted32k.toml").write_text("a" + ".a" * 16_000 + " = 1\n")
     (tmp / "dotted400k.toml").write_text("a" + ".a" * 200_000 + " = 1\n")
     (tmp / "honest.toml").write_text(TrainConfig().to_toml())
+    _more_files(tmp, run.path)
     cases = [("honest checkpoint", ["predict", good, "--index", "0"]),
              ("+ 32 MiB of EMPTY_SET", ["predict", tmp / "sets.pt", "--index", "0"]),
              ("+ 2 MiB of EMPTY_LIST", ["predict", tmp / "lists.pt", "--index", "0"]),
              ("honest config.toml", ["train", "--config", tmp / "honest.toml", "--print-config"]),
              ("32 kB of dotted keys", ["train", "--config", tmp / "dotted32k.toml", "--print-config"]),
-             ("400 kB of dotted keys", ["train", "--config", tmp / "dotted400k.toml", "--print-config"])]
+             ("400 kB of dotted keys", ["train", "--config", tmp / "dotted400k.toml", "--print-config"]),
+             ("runs: honest status.json", ["runs", tmp / "honest-runs"]),
+             ("runs: FIFO, 300 MB, deep", ["runs", tmp / "odd-runs"]),
+             ("Kaggle CSV, 8,000 rows", ["predict", good, "--csv", tmp / "small.csv", "--submission", tmp / "s1.csv"]),
+             ("Kaggle CSV, 80,000 rows", ["predict", good, "--csv", tmp / "big.csv", "--submission", tmp / "s2.csv"]),
+             ("PNG, 1000 x 1000", ["predict", good, "--image", tmp / "small.png"]),
+             ("PNG, 4900 x 4900 RGBA", ["predict", good, "--image", tmp / "big.png"]),
+             ("predict --index x 20,000", ["predict", good, "--index", *range(20_000)])]
     print(f"{'file':26s} {'exit':>4s} {'CPU s':>7s} {'peak RSS MB':>12s}  message")
     t0 = time.time()
     for name, argv in cases:
