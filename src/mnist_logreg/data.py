@@ -361,10 +361,8 @@ def download(dataset="mnist", root=None, mirrors: Iterable[str] | None = None,
     Mirrors are tried in order; any failure (HTTP error, TLS error, timeout, wrong
     checksum) moves on to the next. Each file is written to a temporary file and renamed
     only when whole and verified, under a file lock, so concurrent processes never see or
-    make a partial file.
+    make a partial file. A download that fails removes the folders it made (and its lock files).
     """
-    from filelock import FileLock
-
     log = log or (lambda *a: None)
     spec = get_spec(dataset) if isinstance(dataset, str) else dataset
     root = Path(root) if root is not None else candidate_roots()[0]
