@@ -293,7 +293,7 @@ def main():
     seeds = f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
     table = [f"| dataset | lever | test accuracy % (mean ± std, {seeds}) | training time | setting chosen on validation |",
              "|---|---|---|---|---|"]
-    table += [f"| {d} | {l} | {m:.2f} ± {s:.2f} | {t:.1f} s | {n} |" for d, l, m, s, t, n in rows]
+    table += [f"| {d} | {ln} | {m:.2f} ± {s:.2f} | {t:.1f} s | {n} |" for d, ln, m, s, t, n in rows]
     print("\n" + "\n".join(table))
     if args.out:
         with open(args.out, "w") as f:

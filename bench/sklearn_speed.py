@@ -108,7 +108,7 @@ def main():
     print(f"\n{'problem':16s} | {'strict: ours':>12s} {'lbfgs':>8s} {'ratio':>6s} {'n-chol':>8s} | "
           f"{'default: ours':>13s} {'lbfgs':>8s} {'ratio':>6s} {'ours <= theirs':>14s}")
     for name, r in rows:
-        (so, fo, _), (sl, _, _) = r["ours strict"], r["lbfgs strict"]
+        (so, _, _), (sl, _, _) = r["ours strict"], r["lbfgs strict"]
         (do, dfo, _), (dl, dfl, _) = r["ours default"], r["lbfgs default"]
         chol = f"{r['n-chol strict'][0]:8.2f}" if "n-chol strict" in r else f"{'-':>8s}"
         better = "yes" if dfo <= dfl * (1 + 1e-12) else f"no ({(dfo - dfl) / dfl:.1e})"

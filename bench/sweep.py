@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnist_logreg import TrainConfig, train_run
+from mnist_logreg import train_run
 from mnist_logreg.sweep import best_config
 
 PROBLEMS = {  # name: (the fixed settings, the hand-found recipe's test accuracy, bench/accuracy.md)

@@ -163,7 +163,7 @@ def main():
         t0 = time.perf_counter()
         r = subprocess.run(cmd, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - t0
-    peak = next(int(l.split()[1]) for l in r.stderr.splitlines() if l.startswith("VMHWM"))
+    peak = next(int(ln.split()[1]) for ln in r.stderr.splitlines() if ln.startswith("VMHWM"))
     print(f"`mnist-logreg train` end to end (load, 20 epochs, test, run folder): {wall:.1f}s wall, "
           f"peak resident memory {peak} MB (target < 600 MB)")
     print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")

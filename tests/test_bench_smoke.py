@@ -9,9 +9,9 @@ def test_accuracy_bench_smoke():
     r = subprocess.run([sys.executable, str(REPO / "bench" / "accuracy.py"), "--smoke", "--datasets", "mnist"],
                        capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr
-    rows = [l for l in r.stdout.splitlines() if l.startswith("| mnist |")]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| mnist |")]
     assert len(rows) == 24
-    accs = {l.split("|")[2].strip(): float(l.split("|")[3].split("±")[0]) for l in rows}
+    accs = {ln.split("|")[2].strip(): float(ln.split("|")[3].split("±")[0]) for ln in rows}
     assert accs["deskew, exact optimum"] > accs["raw pixels, exact optimum"] > 85
     # the refit sees 6,000 images instead of 4,000: one epoch of it ends ahead
     assert accs["raw pixels, Adam + cosine, refit on train+val"] > accs["raw pixels, Adam + cosine"]

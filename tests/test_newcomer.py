@@ -117,3 +117,23 @@ def test_preprocess_is_one_import_away():
     page = np.full((300, 200), 255, np.uint8)
     page[60:240, 90:110] = 0
     assert np.array_equal(preprocess(page), the_function(page))
+
+
+def test_library_errors_name_settings_and_the_cli_names_flags(tmp_path, run_cli, data_dir):
+    """Issue 24 (4): messages that spelled CLI flags inside the library ("--lr", "--name",
+    "--resume", "--data-dir") name the setting; the command line shows the flag."""
+    import pytest
+
+    from mnist_logreg import TrainConfig, TrainingDiverged, train_run
+    with pytest.raises(TrainingDiverged) as e:
+        train_run(TrainConfig(optimizer="sgd", lr=1e6, epochs=2, dry_run=True), tmp_path, "x", log=None)
+    assert "e.g. lr 100000" in str(e.value) and "--lr" not in str(e.value)
+    code, _, err = run_cli("train", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "2", "--dry-run",
+                           "--runs-dir", tmp_path, "--name", "y")
+    assert code == 2 and "e.g. --lr 100000" in err
+    train_run(TrainConfig(dry_run=True), tmp_path, "z", report=False, log=None)
+    from mnist_logreg import ConfigError
+    with pytest.raises(ConfigError, match=r"continue it with resume .*choose another name\)"):
+        train_run(TrainConfig(dry_run=True), tmp_path, "z", report=False, log=None)
+    code, _, err = run_cli("train", "--dry-run", "--runs-dir", tmp_path, "--name", "z")
+    assert code == 2 and "continue it with --resume" in err and "another --name" in err

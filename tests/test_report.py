@@ -122,7 +122,7 @@ def test_report_on_a_notebook_state_dict(tmp_path, run_cli):
 def test_show_patch_prints_the_pixels(run_cli, mnist_train, tmp_path):
     code, out, _ = run_cli("show", "--index", 0, "--patch", "5:10,5:10", "-o", tmp_path / "p.png")
     assert code == 0
-    rows = [list(map(float, l.split())) for l in out.splitlines()[1:6]]
+    rows = [list(map(float, ln.split())) for ln in out.splitlines()[1:6]]
     expected = (mnist_train.images[0, 5:10, 5:10].double() / 255).numpy()
     np.testing.assert_allclose(rows, expected, atol=5e-5)
     assert (tmp_path / "p.png").is_file()

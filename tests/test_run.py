@@ -52,7 +52,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert weights_hash(resumed.model) == weights_hash(full.model)
     assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3, 4]
     assert _strip_times(resumed.history) == _strip_times(full.history)
-    assert lines[-1].startswith("wrote ") and any(l.startswith("Epoch [3]") for l in lines)
+    assert lines[-1].startswith("wrote ") and any(ln.startswith("Epoch [3]") for ln in lines)
     assert TrainConfig.load(part.path / "config.toml").epochs == 4  # config.toml follows the run
 
 

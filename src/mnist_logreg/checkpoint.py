@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
+from ._files import atomic_write, read_input
 from .errors import CheckpointError
 from .model import INPUT_SIZE, NUM_CLASSES, MnistModel
 
 FORMAT = "mnist-logreg/1"
-from ._files import atomic_write, atomic_write_text, read_input, sync_dir  # noqa: F401 (re-exported: their home was here)
 
 
 def versions() -> dict:
@@ -152,7 +152,7 @@ def _torch_load(path: Path):
     except pickle.UnpicklingError as e:
         # weights_only refuses globals it does not know: that is a pickle trying to run code.
         first = str(e).strip().splitlines()
-        hint = next((l.strip() for l in first if "Unsupported global" in l), "")
+        hint = next((ln.strip() for ln in first if "Unsupported global" in ln), "")
         raise CheckpointError(f"{path}: refused: the file contains Python objects other than "
                               f"tensors, which could run code when loaded{': ' + hint if hint else ''}") from None
     except Exception as e:  # torch.load raises many types on garbage (IndexError, EOFError, ...)

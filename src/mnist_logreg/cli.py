@@ -863,7 +863,7 @@ def _write_explanations(pred, shown, path):
 
 
 def _predict_csv(args, ckpt):
-    from .checkpoint import atomic_write_text
+    from ._files import atomic_write_text
     from .data import KAGGLE_LEAK_WARNING, load_kaggle_csv
     from .train import predict
 
@@ -884,13 +884,10 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except TrainingInterrupted as e:  # the last complete epoch is saved; the message says how to go on
-        print(e, file=sys.stderr)
+        print(e.render(flag), file=sys.stderr)
         return 130
-    except ConfigError as e:  # settings named as this command line spells them: --loss-cap
+    except MnistLogregError as e:  # settings named as this command line spells them: --loss-cap
         print(f"error: {e.render(flag)}", file=sys.stderr)
-        return 2
-    except MnistLogregError as e:
-        print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -24,9 +24,12 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: torch is imported where it is used
+    import torch
 
 from .datasets import ROLES, DatasetSpec, get_spec
 from .errors import ConfigError, DataError, DownloadError, setting_ref
@@ -439,7 +442,8 @@ def locate(dataset="mnist", data_dir=None, download_missing: bool = True, log=pr
     names = ", ".join(spec.files[r] for r in ROLES)
     where = ", ".join(str(d) for d in searched_dirs(spec, data_dir))
     raise DataError(f"{spec.name} not found: put {names} (gzipped or not) in one of: {where} "
-                    f"(or set --data-dir / ${ENV_DATA}; run without --no-download to fetch them)")
+                    f"(or set {setting_ref('data_dir')} / ${ENV_DATA}; run without {setting_ref('no_download')} "
+                    f"to fetch them)")
 
 
 def load_dataset(name: str = "mnist", split: str = "train", data_dir=None,

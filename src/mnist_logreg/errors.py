@@ -13,7 +13,21 @@ def setting_ref(name: str) -> str:
 
 
 class MnistLogregError(Exception):
-    """Base class: the CLI prints ``error: <message>`` and exits with status 2."""
+    """Base class: the CLI prints ``error: <message>`` and exits with status 2.
+
+    A message may name settings with :func:`setting_ref`: ``str(e)`` names them as the library
+    does (``lr``); :meth:`render` names them another way, e.g. as command-line flags (``--lr``).
+    ``e.settings`` lists the names involved.
+    """
+
+    def __init__(self, message: str = ""):
+        self.template = message
+        self.settings = tuple(_MARK.findall(message))
+        super().__init__(_MARK.sub(r"\1", message))
+
+    def render(self, name_of) -> str:
+        """The message with each setting shown as ``name_of(setting)``."""
+        return _MARK.sub(lambda m: name_of(m.group(1)), self.template)
 
 
 class DataError(MnistLogregError):
@@ -29,20 +43,7 @@ class CheckpointError(MnistLogregError):
 
 
 class ConfigError(MnistLogregError):
-    """A setting's value is out of range or inconsistent with another.
-
-    ``str(e)`` names settings as the library does (``lr``); :meth:`render` names them
-    another way, e.g. as command-line flags. ``e.settings`` lists the names involved.
-    """
-
-    def __init__(self, message: str):
-        self.template = message
-        self.settings = tuple(_MARK.findall(message))
-        super().__init__(_MARK.sub(r"\1", message))
-
-    def render(self, name_of) -> str:
-        """The message with each setting shown as ``name_of(setting)``."""
-        return _MARK.sub(lambda m: name_of(m.group(1)), self.template)
+    """A setting's value is out of range or inconsistent with another."""
 
 
 class ImageError(MnistLogregError):

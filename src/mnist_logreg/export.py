@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write
+from ._files import atomic_write
 from .errors import ConfigError
 from .model import MnistModel
 

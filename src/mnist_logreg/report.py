@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, atomic_write_text, load_checkpoint, sync_dir
+from ._files import atomic_write_text, sync_dir
+from .checkpoint import Checkpoint, load_checkpoint
 from .data import ImageSet, load_dataset
 from .errors import ConfigError
 from .metrics import calibration, confusion_matrix, precision_recall_f1

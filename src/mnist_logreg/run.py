@@ -337,8 +337,8 @@ def new_run_dir(runs_dir, name, dataset) -> Path:
             return cand
         except FileExistsError:
             if name is not None:
-                raise ConfigError(f"{cand}: run folder exists (use --resume {cand} to continue it, "
-                                  f"or another --name)") from None
+                raise ConfigError(f"{cand}: run folder exists (continue it with {_ref('resume')} {cand}, or "
+                                  f"choose another {_ref('name')})") from None
         except OSError as e:
             raise ConfigError(f"{cand}: cannot create the run folder: {e.strerror}") from None
     raise ConfigError(f"{root}: too many runs named {base}")
@@ -385,7 +385,8 @@ class _Session:
 
     # -- checkpoints -------------------------------------------------------------------------
     def write_checkpoint(self, epoch, metrics=None):
-        from .checkpoint import atomic_write_text, save
+        from ._files import atomic_write_text
+        from .checkpoint import save
 
         save(self.model, self.ckpt_path, optimizer=self.opt, epoch=epoch, config=self.cfg.to_dict(),
              dataset=self.cfg.dataset, classes=self.data.classes, metrics=metrics or {}, history=self.history.rows,
@@ -468,7 +469,8 @@ class _Session:
             if self.ckpt_path.exists():
                 raise TrainingInterrupted(
                     f"{e}; saved the last complete epoch ({self.written}) in {self.ckpt_path}; continue with: "
-                    f"mnist-logreg train --resume {self.run_dir} --epochs N") from None
+                    f"mnist-logreg train --resume {self.run_dir} --epochs N (in Python: "
+                    f"Run.open(path).resume(epochs=N))") from None
             _remove_if_empty(self.run_dir)
             raise TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume") from None
         except TrainingDiverged as e:
@@ -476,7 +478,7 @@ class _Session:
             self.record("diverged", str(e).split(";")[0])
             kept = (f"; the last good checkpoint (epoch {self.written}) is kept in {self.ckpt_path}"
                     if self.ckpt_path.exists() else _remove_if_empty(self.run_dir) or "; no run folder is left")
-            raise TrainingDiverged(f"{e}{kept}") from None
+            raise TrainingDiverged(e.template + kept) from None  # its settings stay marked for the CLI
 
     def record(self, status, message="", epoch=None):
         """status.json: how this session ended, for ``mnist-logreg runs`` (once a checkpoint exists)."""
@@ -582,7 +584,7 @@ class _Session:
         return m
 
     def finish(self, report: bool, painter=None):
-        from .checkpoint import atomic_write_text, sync_dir
+        from ._files import atomic_write_text, sync_dir
         from .pictures import accuracy_plot, image_grid
 
         run_dir, rows, log = self.run_dir, self.history.rows, self.log
@@ -648,7 +650,7 @@ def _test_trust(model, trust, test, classes) -> dict:
 
 def write_history(run_dir: Path, rows: list) -> None:
     """``history.csv`` (the notebook's columns) and ``history.json``."""
-    from .checkpoint import atomic_write_text
+    from ._files import atomic_write_text
 
     cols = ["epoch", "train_loss", "val_loss", "val_acc", "seconds"]
     lines = [",".join(cols)]

@@ -55,7 +55,7 @@ def _optuna():
     try:
         import optuna
     except ImportError:
-        raise ConfigError("--search optuna needs optuna: pip install 'mnist-logreg[optuna]'") from None
+        raise ConfigError(f"{_ref('search')} optuna needs optuna: pip install 'mnist-logreg[optuna]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead
     return optuna
 
@@ -85,7 +85,7 @@ def sweep(cfg: TrainConfig, study: str, storage: str | None = None, *, trials: i
     if unknown:
         raise ConfigError(f"{_ref('space')}: cannot sample {unknown[0]!r}; choose from: {', '.join(SPACE)}")
     if cfg.solver != "minibatch":
-        raise ConfigError(f"--search optuna tunes the minibatch recipe; {_ref('solver')} must be minibatch")
+        raise ConfigError(f"{_ref('search')} optuna tunes the minibatch recipe; {_ref('solver')} must be minibatch")
     s = optuna.create_study(study_name=study, storage=_storage(storage or default_storage(runs_dir, study)),
                             direction="maximize", load_if_exists=True,
                             pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3))

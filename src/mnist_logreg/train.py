@@ -491,7 +491,7 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
                         f"the weights grew beyond {MAX_WEIGHT:g}, which no checkpoint may hold")
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch}: {what} (lr={_lr(opt):g}); try a smaller learning rate, "
-                    f"e.g. --lr {_lr(opt) / 10:g}")
+                    f"e.g. {_ref('lr')} {_lr(opt) / 10:g}")
             row = {"epoch": epoch, "train_loss": train_loss, **_val_row(evaluate_val), "seconds": seconds}
             history.rows.append(row)
             if epoch > start_epoch and on_epoch is not None:

@@ -112,7 +112,8 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
 
     ``cfg`` gives the data, split, seed, transform, ``tol`` and ``threads``; ``search`` the grid.
     """
-    from .checkpoint import atomic_write_text, save
+    from ._files import atomic_write_text
+    from .checkpoint import save
     from .run import check_run_name, load_training_data, new_run_dir, resolve
     from .train import evaluate
 

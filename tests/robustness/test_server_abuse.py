@@ -40,9 +40,9 @@ def test_mixed_abuse_at_concurrency(server):
 def test_only_the_given_host_is_bound(server):
     _, proc, port = server
     with open(f"/proc/{proc.pid}/net/tcp") as f:
-        listening = [l.split() for l in f.readlines()[1:] if l.split()[3] == "0A"]  # state LISTEN
-    ours = [l for l in listening if int(l[1].split(":")[1], 16) == port]
-    assert ours and all(l[1].split(":")[0] == "0100007F" for l in ours)  # 127.0.0.1 only
+        listening = [ln.split() for ln in f.readlines()[1:] if ln.split()[3] == "0A"]  # state LISTEN
+    ours = [ln for ln in listening if int(ln[1].split(":")[1], 16) == port]
+    assert ours and all(ln[1].split(":")[0] == "0100007F" for ln in ours)  # 127.0.0.1 only
 
 
 def test_default_host_is_loopback():
