@@ -13,3 +13,29 @@ def test_ruff_finds_nothing():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "src", "bench", "tests"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_api_reference_shows_the_real_signatures():
+    """docs/api.md's headings of the functions it documents match their signatures (they drifted:
+    solve, build_report)."""
+    import inspect
+    import re
+
+    from mnist_logreg.report import build_report
+    from mnist_logreg.solver import solve
+    text = (REPO / "docs" / "api.md").read_text()
+    for fn in (solve, build_report):
+        heading = re.search(rf"^### `{fn.__name__}\((.*?)\)", text, re.M).group(1)
+        documented = [p.strip().split("=")[0].strip() for p in heading.split(",") if p.strip() not in ("*",)]
+        real = [n for n in inspect.signature(fn).parameters]
+        assert documented == real, (fn.__name__, documented, real)
+
+
+def test_the_public_api_is_a_literal_list():
+    import ast
+
+    import mnist_logreg
+    tree = ast.parse((REPO / "src" / "mnist_logreg" / "__init__.py").read_text())
+    literal = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                   and any(getattr(t, "id", None) == "__all__" for t in n.targets))
+    assert literal == sorted(mnist_logreg._EXPORTS) + ["__version__"] == mnist_logreg.__all__

@@ -36,7 +36,13 @@ _EXPORTS = {
     "train_run": "run", "Run": "run", "tune": "tuning", "TrainingInterrupted": "train", "TrainingDiverged": "train",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# written out (a literal list), so static tools read the public API; a test keeps it equal to _EXPORTS
+__all__ = ["Answer", "CheckpointError", "ConfigError", "DataError", "History", "ImageError", "ImageSet",
+    "MnistLogregError", "MnistModel", "PRESETS", "Predictor", "Run", "TrainConfig", "TrainingDiverged",
+    "TrainingInterrupted", "TuneConfig", "accuracy", "build_report", "confusion_matrix", "download",
+    "evaluate", "fit", "load", "load_checkpoint", "load_dataset", "load_image", "load_kaggle_csv",
+    "make_optimizer", "predict", "predict_image", "read_idx", "save", "solve", "split", "train_run", "tune",
+    "__version__"]
 
 
 def __getattr__(name):

@@ -309,7 +309,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     # -- the tool's own format ----------------------------------------------------------------
     def to_model(self):
-        """The fitted classifier as an :class:`~mnist_logreg.MnistModel` (for ``save_checkpoint``,
+        """The fitted classifier as an :class:`~mnist_logreg.MnistModel` (for :func:`mnist_logreg.save`,
         ``serve``, ``export``): 784 features and the classes 0..9 only."""
         from .model import MnistModel
 
