@@ -39,3 +39,14 @@ def test_the_public_api_is_a_literal_list():
     literal = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
                    and any(getattr(t, "id", None) == "__all__" for t in n.targets))
     assert literal == sorted(mnist_logreg._EXPORTS) + ["__version__"] == mnist_logreg.__all__
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["data"], ["train", "--print-config"], ["train", "--help"]])
+def test_commands_that_need_no_model_do_not_import_torch(argv):
+    """Issue 24: main() imported train (and torch, about 1 s) for every command to catch one
+    exception; `data` and `train --print-config` now start in a fraction of that."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "mnist_logreg.cli", *argv], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" not in imported, argv

@@ -33,7 +33,7 @@ _EXPORTS = {
     # the module, which is callable (preprocess(img)); export() likewise: mnist_logreg.export.export
     "build_report": "report", "Predictor": "answers", "Answer": "answers",
     "TrainConfig": "config", "TuneConfig": "config", "PRESETS": "config",
-    "train_run": "run", "Run": "run", "tune": "tuning", "TrainingInterrupted": "train", "TrainingDiverged": "train",
+    "train_run": "run", "Run": "run", "tune": "tuning", "TrainingInterrupted": "errors", "TrainingDiverged": "errors",
 }
 
 # written out (a literal list), so static tools read the public API; a test keeps it equal to _EXPORTS

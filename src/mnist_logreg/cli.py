@@ -879,7 +879,7 @@ def _predict_csv(args, ckpt):
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .train import TrainingInterrupted
+    from .errors import TrainingInterrupted
 
     try:
         return int(args.func(args) or 0)

@@ -48,3 +48,11 @@ class ConfigError(MnistLogregError):
 
 class ImageError(MnistLogregError):
     """A user-supplied image cannot be used."""
+
+
+class TrainingDiverged(MnistLogregError):
+    """The loss became NaN or infinite, or the weights grew past what a checkpoint may hold."""
+
+
+class TrainingInterrupted(MnistLogregError):
+    """Ctrl-C: training stopped between batches; ``fit`` returns what it has."""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .config import RUN_FOLDER, TrainConfig
 from .errors import ConfigError, setting_ref as _ref
-from .train import TrainingDiverged, TrainingInterrupted
+from .errors import TrainingDiverged, TrainingInterrupted
 
 
 @dataclass

@@ -100,7 +100,7 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
 
     from .experiments import write_status
     from .run import resolve, train_run
-    from .train import TrainingDiverged
+    from .errors import TrainingDiverged
 
     sampled = {name: SPACE[name](trial) for name in space}
     trial_cfg = resolve(cfg.replace(**sampled))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .augment import Augment
 from .config import TrainConfig
 from .data import ImageSet
-from .errors import ConfigError, MnistLogregError, setting_ref as _ref
+from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, setting_ref as _ref  # noqa: F401 (re-exported)
 from .checkpoint import MAX_WEIGHT
 from .model import MnistModel
 from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re-exported)
@@ -31,14 +31,6 @@ from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re
 DEFAULT_THREADS = 1  # measured: bench/train_speed.py; 2 threads lose on a busy 2-core machine
 EVAL_CHUNK = 16384
 CHUNK_IMAGES = 8192  # images per kernel call (C or TorchScript): the progress bar and Ctrl-C act between calls
-
-
-class TrainingDiverged(MnistLogregError):
-    """The loss became NaN or infinite."""
-
-
-class TrainingInterrupted(MnistLogregError):
-    """Ctrl-C: training stopped between batches; ``fit`` returns what it has."""
 
 
 @dataclass
