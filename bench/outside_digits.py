@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from mnist_logreg import TrainConfig, load_dataset  # noqa: E402
 from mnist_logreg import preprocess as P  # noqa: E402
 
+
 def fonts():
     keep = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-ExtraLight.ttf", "DejaVuSerif.ttf",
             "DejaVuSerif-Bold.ttf", "LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf",
@@ -97,8 +98,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args()
-    from mnist_logreg.run import train_run
     import tempfile
+
+    from mnist_logreg.run import train_run
 
     train = load_dataset("mnist", "train", args.data_dir, download=False)
     p25, p50, p75 = mnist_width_range(train)

@@ -12,7 +12,6 @@ import sys
 import time
 
 import numpy as np
-
 from abuse import _run, free_port, request_mix, start_server
 
 

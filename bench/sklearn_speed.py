@@ -67,6 +67,7 @@ def timed(make, X, y, threads):
 
 def race(name, C, X, y, threads):
     from sklearn.linear_model import LogisticRegression
+
     from mnist_logreg.sklearn import SoftmaxClassifier
 
     lam, p = 1.0 / (C * len(y)), (X.shape[1] + 1) * len(np.unique(y))

@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from mnist_logreg import TrainConfig, train_run  # noqa: E402
-from mnist_logreg import probes  # noqa: E402
+from mnist_logreg import (  # noqa: E402
+    TrainConfig,
+    probes,  # noqa: E402
+    train_run,
+)
 from mnist_logreg.examples import read  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

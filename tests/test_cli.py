@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data import write_kaggle
 
 from helpers import SHARED_DATA, listing, make_idx_dataset, run_subprocess
-from test_data import write_kaggle
 
 
 @pytest.fixture(scope="module")

@@ -163,9 +163,10 @@ def _chromium():
 
 def _teach(page, label):
     """Draw a 1 with a flag in the page, then tell it: "Wrong? It was <label>" and save."""
-    from mnist_logreg.probes import DIGITS
     from test_web import _draw_strokes
+
     from helpers import until
+    from mnist_logreg.probes import DIGITS
     page.click("#clear")
     _draw_strokes(page, DIGITS[1]["flag"])
     until(page, "!document.getElementById('teach').hidden")

@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from helpers import REPO, SHARED_DATA
-
 from mnist_logreg import TrainConfig, train_run
 from mnist_logreg.run import locked
 from mnist_logreg.train import TrainingDiverged, TrainingInterrupted

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from helpers import SHARED_DATA
-
 from mnist_logreg import load_checkpoint
 
 #: (name, CLI arguments after ``train``): the three configs issue 13 names

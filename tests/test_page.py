@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from test_web import _draw, _draw_strokes, _state
 
 from helpers import CHROMIUM, REPO, serving, until
 from mnist_logreg import TrainConfig, probes, train_run
-from test_web import _draw, _draw_strokes, _state
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (.ci/run installs it)")

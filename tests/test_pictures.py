@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 from helpers import make_idx_dataset
-
 from mnist_logreg import data as data_mod
 from mnist_logreg import pictures
 

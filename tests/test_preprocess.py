@@ -4,10 +4,14 @@ import io
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from mnist_logreg import ImageError, MnistModel, fit, split
+from mnist_logreg import preprocess as P
 from mnist_logreg.preprocess import center_of_mass, load_image, preprocess
+from mnist_logreg.probes import LIGHTING, photos_of_digits
 
 
 def draw_digit(size=300, box=(90, 50, 210, 250), ink=0, paper=255, mode="L", width=22):
@@ -159,10 +163,6 @@ def test_predict_cli_on_photos_and_folder(tmp_path, run_cli, trained):
 
 
 # -- issue 23: photos in uneven light, known polarity, white ink on transparency -------------
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from mnist_logreg import preprocess as P  # noqa: E402
-from mnist_logreg.probes import LIGHTING, photos_of_digits  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

@@ -5,12 +5,20 @@ import json
 
 import pytest
 import torch
-
-from helpers import SHARED_DATA, listing
 from test_golden import weights_hash
 
-from mnist_logreg import (PRESETS, CheckpointError, ConfigError, Run, TrainConfig, TuneConfig, load_checkpoint,
-                          train_run, tune)
+from helpers import SHARED_DATA, listing
+from mnist_logreg import (
+    PRESETS,
+    CheckpointError,
+    ConfigError,
+    Run,
+    TrainConfig,
+    TuneConfig,
+    load_checkpoint,
+    train_run,
+    tune,
+)
 from mnist_logreg.cli import build_parser, flag
 
 #: what `mnist-logreg train` wrote before the run library (checked on commit 252a7f1), plus config.toml

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import REPO, serving, until as _until
+from helpers import REPO, serving
+from helpers import until as _until
 from mnist_logreg import MnistModel, fit, save, split
 
 pytest.importorskip("fastapi")

@@ -59,7 +59,7 @@ def test_warm_start_needs_fewer_iterations(mnist_train):
 def test_the_c_kernels_hessian_products_reach_the_same_optimum(mnist_train, monkeypatch):
     """Reference test: the C kernel's H v (uint8 images, one pass) against torch's two GEMMs,
     product by product and as whole solves."""
-    from mnist_logreg.solver import _Problem, _features, _native_hvp
+    from mnist_logreg.solver import _features, _native_hvp, _Problem
     sub = mnist_train.subset(slice(0, 3000))
     x, y = _features(sub, torch.float64)
     prob = _Problem(x, y, 1e-3)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import CHROMIUM, REPO, until as _until
+from helpers import CHROMIUM, REPO
+from helpers import until as _until
 from mnist_logreg import MnistModel, TrainConfig, probes, train_run
 from mnist_logreg.answers import Predictor
 from mnist_logreg.preprocess import preprocess

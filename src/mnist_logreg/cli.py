@@ -801,9 +801,9 @@ def _predict_indices(args, ckpt, pred):
 
 
 def _predict_images(args, pred):
-    from .preprocess import expand_image_args
-
     import numpy as np
+
+    from .preprocess import expand_image_args
 
     files = expand_image_args(args.image)
     answers = [pred.answer(_load_image_28(f).numpy()) if args.no_preprocess else pred.answer(f, str(f)) for f in files]

@@ -33,7 +33,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, setting_ref as _ref
+from .errors import ConfigError
+from .errors import setting_ref as _ref
 
 ENGINES = ("auto", "native", "torchscript", "python")
 OPTIMIZERS = ("adam", "adamw", "sgd")

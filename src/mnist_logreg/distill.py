@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError, setting_ref as _ref
+from .errors import ConfigError
+from .errors import setting_ref as _ref
 
 
 def make_teacher() -> nn.Module:

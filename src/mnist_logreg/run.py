@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import RUN_FOLDER, TrainConfig
-from .errors import ConfigError, setting_ref as _ref
-from .errors import TrainingDiverged, TrainingInterrupted
+from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from .errors import setting_ref as _ref
 
 
 @dataclass

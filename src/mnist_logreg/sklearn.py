@@ -45,7 +45,13 @@ try:
     from sklearn.utils._param_validation import Interval, StrOptions
     from sklearn.utils.class_weight import compute_class_weight
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, check_random_state, validate_data
+    from sklearn.utils.validation import (
+        _check_sample_weight,
+        check_array,
+        check_is_fitted,
+        check_random_state,
+        validate_data,
+    )
 except ImportError as e:  # pragma: no cover - exercised by hand without scikit-learn
     raise MnistLogregError("mnist_logreg.sklearn needs scikit-learn: pip install 'mnist-logreg[sklearn]'") from e
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import torch
 
 from .data import ImageSet
-from .errors import ConfigError, setting_ref as _ref
+from .errors import ConfigError
+from .errors import setting_ref as _ref
 from .model import MnistModel
 from .train import num_threads
 

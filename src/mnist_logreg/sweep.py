@@ -25,7 +25,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import SPACE_SETTINGS, TrainConfig
-from .errors import ConfigError, setting_ref as _ref
+from .errors import ConfigError
+from .errors import setting_ref as _ref
 
 #: the settings a trial samples (``space``), and how
 SPACE = {
@@ -98,9 +99,9 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
     """One trial: sample, train a run folder, report each epoch's validation accuracy."""
     import optuna
 
+    from .errors import TrainingDiverged
     from .experiments import write_status
     from .run import resolve, train_run
-    from .errors import TrainingDiverged
 
     sampled = {name: SPACE[name](trial) for name in space}
     trial_cfg = resolve(cfg.replace(**sampled))
@@ -187,9 +188,7 @@ def best_config(study: str, storage: str | None = None, *, runs_dir="runs", base
 def refit_best(study: str, storage: str | None = None, *, runs_dir="runs", log=print, base: TrainConfig | None = None):
     """The best trial's settings retrained on train + validation (``val_size`` 0) and tested
     once, as the run folder ``RUNS_DIR/STUDY/best-refit-NNNN``. Returns the Run."""
-    from .run import train_run
-
-    from .run import check_run_name
+    from .run import check_run_name, train_run
 
     _check_study(study, check_run_name)
     cfg, best = best_config(study, storage, runs_dir=runs_dir, base=base)

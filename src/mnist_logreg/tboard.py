@@ -11,7 +11,8 @@ import importlib.util
 from pathlib import Path
 
 from .config import RUN_FOLDER
-from .errors import ConfigError, setting_ref as _ref
+from .errors import ConfigError
+from .errors import setting_ref as _ref
 
 
 def check_available() -> None:

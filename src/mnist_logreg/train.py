@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from .augment import Augment
+from .checkpoint import MAX_WEIGHT
 from .config import TrainConfig
 from .data import ImageSet
-from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, setting_ref as _ref  # noqa: F401 (re-exported)
-from .checkpoint import MAX_WEIGHT
+from .errors import ConfigError, TrainingDiverged, TrainingInterrupted  # noqa: F401 (re-exported)
+from .errors import setting_ref as _ref
 from .model import MnistModel
 from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re-exported)
 

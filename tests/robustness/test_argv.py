@@ -5,7 +5,8 @@ special files, folders, existing files, missing ones."""
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mnist_logreg.cli import build_parser
 

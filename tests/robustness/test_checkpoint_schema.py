@@ -4,7 +4,8 @@ tensor, a class name that matplotlib would read as maths: one line or a working 
 traceback in the commands that read it."""
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mnist_logreg import CheckpointError, load_checkpoint
 from mnist_logreg.checkpoint import FIELDS

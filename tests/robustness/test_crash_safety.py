@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from helpers import REPO, SHARED_DATA
-
 from mnist_logreg import load_checkpoint
 
 TRAIN = [sys.executable, "-m", "mnist_logreg.cli", "train", "--no-report", "--data-dir", str(SHARED_DATA),

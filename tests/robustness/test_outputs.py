@@ -4,9 +4,9 @@ import os
 import stat
 
 import pytest
+from test_data import write_kaggle
 
 from helpers import listing
-from test_data import write_kaggle
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import REPO, SHARED_DATA, listing
-
 from mnist_logreg import ConfigError, TrainConfig, train_run
 from mnist_logreg.run import new_run_dir
 
