@@ -130,7 +130,9 @@ def _png(pixels: np.ndarray) -> bytes:
 def _write_new(folder: Path, pattern: str, data: bytes) -> str:
     """Write ``data`` whole under a name never used (a temporary file, then a hard link, which
     fails rather than replace): readers never see a part, nothing is overwritten."""
-    fd, tmp = _temp(folder)
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".example-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -147,11 +149,6 @@ def _write_new(folder: Path, pattern: str, data: bytes) -> str:
         raise ConfigError(f"{folder}: no free file name")  # pragma: no cover (2^32 names a second)
     finally:
         os.unlink(tmp)
-
-
-def _temp(folder: Path):
-    import tempfile
-    return tempfile.mkstemp(prefix=".example-", suffix=".tmp", dir=folder)
 
 
 def _append(folder: Path, row: list) -> None:

@@ -44,7 +44,10 @@ SPACE = {
 assert tuple(SPACE) == SPACE_SETTINGS  # declared in config.py, sampled here
 
 
-def _check_study(study, check_run_name) -> None:
+def _check_study(study) -> None:
+    """A study's name is one folder name inside the runs folder, for every use of it."""
+    from .run import check_run_name
+
     try:
         check_run_name(study)
     except ConfigError:
@@ -64,9 +67,7 @@ def _optuna():
 def default_storage(runs_dir, study: str) -> str:
     """A SQLite file in the study's folder: ``sqlite:///RUNS_DIR/STUDY/optuna.db`` (the study's
     name is one folder name: ``--study ../../x`` made files outside the runs folder)."""
-    from .run import check_run_name
-
-    _check_study(study, check_run_name)
+    _check_study(study)
     folder = Path(runs_dir).resolve() / study
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'optuna.db'}"
@@ -78,10 +79,8 @@ def sweep(cfg: TrainConfig, study: str, storage: str | None = None, *, trials: i
     each samples the settings in ``space`` over ``cfg`` and trains a run. ``pruner``: an Optuna
     pruner (default: MedianPruner after 5 trials and 3 epochs). Returns the ``optuna.Study``,
     which holds every process's trials."""
-    from .run import check_run_name
-
     optuna, log = _optuna(), log or (lambda *a, **k: None)
-    _check_study(study, check_run_name)
+    _check_study(study)
     unknown = sorted(set(space) - set(SPACE))
     if unknown:
         raise ConfigError(f"{_ref('space')}: cannot sample {unknown[0]!r}; choose from: {', '.join(SPACE)}")
@@ -188,9 +187,9 @@ def best_config(study: str, storage: str | None = None, *, runs_dir="runs", base
 def refit_best(study: str, storage: str | None = None, *, runs_dir="runs", log=print, base: TrainConfig | None = None):
     """The best trial's settings retrained on train + validation (``val_size`` 0) and tested
     once, as the run folder ``RUNS_DIR/STUDY/best-refit-NNNN``. Returns the Run."""
-    from .run import check_run_name, train_run
+    from .run import train_run
 
-    _check_study(study, check_run_name)
+    _check_study(study)
     cfg, best = best_config(study, storage, runs_dir=runs_dir, base=base)
     return train_run(cfg.replace(val_size=0), Path(runs_dir) / study, f"best-refit-{best.number:04d}",
                      report=False, log=log, progress=False)

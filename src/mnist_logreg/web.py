@@ -81,12 +81,14 @@ def _trust_json(trust):
 MARKER = ".mnist-logreg-site"  # in every folder export_site writes: only such a folder is ever replaced
 
 
-def _run_report(ckpt):
-    """The report.html of the run the checkpoint belongs to, or None."""
-    path = Path(ckpt.path) if ckpt.path is not None else None
-    if path is None or path.name != "checkpoint.pt" or not (path.parent / "report.html").is_file():
+def run_report(checkpoint) -> Path | None:
+    """The report.html of the run a checkpoint belongs to (``checkpoint``: a run folder or its
+    checkpoint.pt), or None: linked from the page, copied beside the static site, served."""
+    if checkpoint is None:
         return None
-    return path.parent / "report.html"
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent if path.name == "checkpoint.pt" else None
+    return folder / "report.html" if folder is not None and (folder / "report.html").is_file() else None
 
 
 def export_site(ckpt, out, *, force: bool = False) -> Path:
@@ -102,7 +104,7 @@ def export_site(ckpt, out, *, force: bool = False) -> Path:
         shutil.copyfile(STATIC / "index.html", tmp / "index.html")
         for name in PAGE_FILES:
             shutil.copyfile(STATIC / name, tmp / "static" / name)
-        report = _run_report(ckpt)
+        report = run_report(ckpt.path)
         if report is not None:  # the run's report beside the page, linked from it
             shutil.copyfile(report, tmp / "report.html")
         (tmp / "model.js").write_text(model_js(ckpt, examples="browser", links={

@@ -200,9 +200,7 @@ async def _json_pixels(request):
         if size > MAX_JSON_BYTES:
             raise _Refusal(413, f"a JSON body is at most {MAX_JSON_BYTES:,} bytes (784 numbers need far less)")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    request._body = raw  # read once: later reads get these bytes
-    body = await run_in_threadpool(_parse_json, raw)
+    body = await run_in_threadpool(_parse_json, b"".join(chunks))
     msg, x = _pixels(body)
     if msg:
         raise _Refusal(422, msg)
@@ -244,10 +242,7 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
     any; ``serve`` on a loopback address passes :data:`LOOPBACK_HOSTS`)."""
     import numpy as np
     from fastapi import Request
-    from fastapi.responses import FileResponse, Response
-    from fastapi.staticfiles import StaticFiles
     from fastapi_offline import FastAPIOffline
-    from starlette.middleware.gzip import GZipMiddleware
 
     from ..answers import Predictor
     from ..checkpoint import load_checkpoint
@@ -262,14 +257,9 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
 
     app = FastAPIOffline(title="mnist-logreg", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                          static_url="/api/docs-assets", description=API_DESCRIPTION)
-    app.add_middleware(_BodyLimit, limit=max_body_bytes)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)  # model.js 313 -> 234 KB (base64), the page 3x smaller
-    app.add_middleware(_SecurityHeaders)
-    if allowed_hosts:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    _add_middleware(app, max_body_bytes, allowed_hosts)
     _add_error_handlers(app)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_pages(app, script, report, info)
     _add_docs_and_links(app)
     decode = _Decoder()
 
@@ -281,6 +271,42 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
                                "logit_difference": round(e.logit_difference, 6),
                                "map": np.round(e.map, 6).tolist()}
         return out
+
+    @app.post("/api/predict", summary="Classify one image", responses=_prediction_responses(),
+              openapi_extra={"requestBody": PREDICT_BODY})
+    async def predict_endpoint(request: Request, explain: bool = False):
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            return answer(await _uploaded_image(request, decode, pred.answer), explain)
+        if ctype.startswith("application/json") or not ctype:
+            return answer(pred.answer((await _json_pixels(request))[0]), explain)
+        raise _Refusal(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
+                            f"or application/json {{\"pixels\": [...]}}")
+
+    if collect:
+        _add_collect(app, Path(collect), collect_max, len(pred.classes))
+    return app
+
+
+def _add_middleware(app, max_body_bytes: int, allowed_hosts) -> None:
+    """Body limit, compression, security headers and, on a loopback address, the Host check."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # model.js 313 -> 234 KB (base64), the page 3x smaller
+    app.add_middleware(_SecurityHeaders)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+
+
+def _add_pages(app, script: str, report: bytes | None, info: dict) -> None:
+    """What is the same for every request: the page and its files, model.js, the run's report,
+    /api/health and /api/model (GET and HEAD)."""
+    from fastapi.responses import FileResponse, Response
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index():
@@ -308,36 +334,23 @@ def create_app(checkpoint, max_body_bytes: int = DEFAULT_MAX_BODY, collect=None,
     def model_endpoint() -> dict:
         return info
 
-    @app.post("/api/predict", summary="Classify one image", responses=_prediction_responses(),
-              openapi_extra={"requestBody": PREDICT_BODY})
-    async def predict_endpoint(request: Request, explain: bool = False):
-        ctype = request.headers.get("content-type", "")
-        if ctype.startswith("multipart/form-data"):
-            return answer(await _uploaded_image(request, decode, pred.answer), explain)
-        if ctype.startswith("application/json") or not ctype:
-            return answer(pred.answer((await _json_pixels(request))[0]), explain)
-        raise _Refusal(415, f"unsupported content type {ctype!r}: send multipart/form-data (field 'image') "
-                            f"or application/json {{\"pixels\": [...]}}")
-
-    if collect:
-        _add_collect(app, Path(collect), collect_max, len(pred.classes))
-    return app
-
 
 MAX_REPORT_BYTES = 32 * 2**20
 
 
 def _report_of(checkpoint) -> bytes | None:
-    """The run's report.html, served at /report, when the checkpoint is a run's (None otherwise)."""
-    path = Path(checkpoint)
-    folder = path if path.is_dir() else path.parent if path.name == "checkpoint.pt" else None
-    if folder is None or not (folder / "report.html").is_file():
-        return None
+    """The bytes of the run's report.html (web.run_report finds it), served at /report; None
+    when there is none, or it cannot be read."""
     from .._files import read_input
+    from ..web import run_report
+
+    path = run_report(checkpoint)
+    if path is None:
+        return None
     try:
-        return read_input(folder / "report.html", MAX_REPORT_BYTES)
+        return read_input(path, MAX_REPORT_BYTES)
     except Exception:  # an unreadable report is not a reason not to serve the model
-        log.warning("%s: not served (unreadable or over %d bytes)", folder / "report.html", MAX_REPORT_BYTES)
+        log.warning("%s: not served (unreadable or over %d bytes)", path, MAX_REPORT_BYTES)
         return None
 
 
