@@ -87,8 +87,18 @@ def test_adam_solver_robust_recipe_on_mnist(mnist_train, mnist_test):
                               random_state=0).fit(X, y)
     np.testing.assert_array_equal(clf.coef_, again.coef_)  # a seed reproduces the fit
     assert clf.n_iter_[0] == 8 and clf.score(mnist_test.features().numpy(), mnist_test.labels.numpy()) > 0.85
-    with pytest.raises(ValueError, match="sample_weight and class_weight need solver='newton'"):
-        SoftmaxClassifier(solver="adam").fit(X, y, sample_weight=np.ones(len(y)))
+    # sample weights: a class weighed 5x is predicted more often, and the weighted objective is
+    # lower than the unweighted fit's (not below Newton's exact weighted optimum at the same C)
+    w = np.where(y == 3, 5.0, 1.0)
+    heavy = SoftmaxClassifier(solver="adam", epochs=8, lr=2e-3, C=1.0, random_state=0).fit(X, y, sample_weight=w)
+    plain = SoftmaxClassifier(solver="adam", epochs=8, lr=2e-3, C=1.0, random_state=0).fit(X, y)
+    assert (heavy.predict(X) == 3).sum() > (plain.predict(X) == 3).sum() * 1.1
+    exact = SoftmaxClassifier(C=1.0, tol=1e-6).fit(X, y, sample_weight=w)
+
+    def objective(clf):  # LogisticRegression's, divided by C * sum(w)
+        logp = clf.predict_log_proba(X)[np.arange(len(y)), y]
+        return -(w * logp).sum() / w.sum() + (clf.coef_ ** 2).sum() / 2 / w.sum()
+    assert objective(exact) <= objective(heavy) < objective(plain)
 
 
 def test_parameters_are_validated_by_scikit_learn():

@@ -340,3 +340,38 @@ def test_robust_loss_settings_are_checked(mnist_train):
         fit(MnistModel(), sub, None, epochs=1, loss_q=1.5, log=None)
     with pytest.raises(ConfigError, match="^loss_q works with hard labels only"):
         fit(MnistModel(), sub, None, epochs=1, loss_q=0.5, soft_targets=torch.full((300, 10), 0.1), log=None)
+
+
+@pytest.mark.parametrize("engine,q", [pytest.param("native", 0.0, marks=needs_native),
+                                      pytest.param("native", 0.5, marks=needs_native),
+                                      ("torchscript", 0.0), ("torchscript", 0.5), ("python", 0.0), ("python", 0.5)])
+def test_sample_weights_equal_autograd_weighted_loss(mnist_train, engine, q):
+    """sample_weight: every engine minimises the weighted mean sum_i w_i L_i / sum_i w_i, by
+    batches whose loss is mean_i (w_i / mean w) L_i, as autograd does (with a robust loss too)."""
+    sub = mnist_train.subset(slice(0, 3000))
+    x, y = sub.features(), sub.labels
+    w = torch.rand(len(y), generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3
+    w[::7] = 0  # zero weights leave their images out
+    torch.manual_seed(1)
+    ref, ours, plain = MnistModel(), MnistModel(), MnistModel()
+    for m in (ours, plain):
+        m.load_state_dict(ref.state_dict())
+    scaled = (w * len(w) / w.sum()).float()
+
+    def weighted_loss(logits, idx):
+        ce = F.cross_entropy(logits, y[idx], reduction="none")
+        return (scaled[idx] * ((1 - torch.exp(-q * ce)) / q if q else ce)).mean()
+    _autograd_reference(ref, x, y, epochs=2, lr=1e-3, batch_size=100, seed=5, loss=weighted_loss)
+    kw = dict(epochs=2, seed=5, batch_size=100, engine=engine, loss_q=q, log=None)
+    h = fit(ours, sub, None, sample_weight=w, **kw)
+    fit(plain, sub, None, **kw)
+    assert h.engine == engine
+    torch.testing.assert_close(ours.linear.weight, ref.linear.weight, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.linear.bias, ref.linear.bias, atol=2e-5, rtol=1e-4)
+    assert (ours.linear.weight - plain.linear.weight).abs().max() > 1e-3  # the weights changed the result
+
+
+@pytest.mark.parametrize("bad", [[1.0] * 10, [-1.0] + [1.0] * 299, [float("nan")] * 300, [0.0] * 300])
+def test_bad_sample_weights_are_refused(mnist_train, bad):
+    with pytest.raises(ConfigError, match="^sample_weight must be 300 finite non-negative numbers"):
+        fit(MnistModel(), mnist_train.subset(slice(0, 300)), None, epochs=1, sample_weight=bad, log=None)

@@ -166,7 +166,8 @@ INLINE void forward(const void *const *rows, int64_t bs, int64_t d, int u8, floa
  * Robust losses weight an image's row: generalised cross-entropy (1 - p^q) / q has the gradient
  * p(y_i)^q (softmax - onehot), q = 0 being the cross-entropy; a loss cap makes the loss flat,
  * the row 0, where -logp[i] > cap (cap = INFINITY: no cap). */
-INLINE void softmax_grad(float *z, const int64_t *y, int64_t bs, float *logp, float cap, float q) {
+INLINE void softmax_grad(float *z, const int64_t *y, int64_t bs, float *logp, float cap, float q,
+                         const float *sw) {
     for (int64_t i = 0; i < bs; i++) {
         float m = z[i * K];
         for (int k = 1; k < K; k++) m = z[i * K + k] > m ? z[i * K + k] : m;
@@ -191,6 +192,8 @@ INLINE void softmax_grad(float *z, const int64_t *y, int64_t bs, float *logp, fl
             const float w = expf(q * logp[i]);
             for (int k = 0; k < K; k++) z[i * K + k] *= w;
         }
+        if (sw)  /* the sample's weight (over the mean weight), one more factor */
+            for (int k = 0; k < K; k++) z[i * K + k] *= sw[i];
     }
 }
 
@@ -246,9 +249,9 @@ INLINE void backward(const float *xs, int64_t bs, int64_t d, const float *g,
 INLINE void grad_step(const void *const *rows, int64_t bs, int64_t d, int u8, float scale,
                       const float *W, const float *b, const int64_t *y, float *z, float *xs,
                       float *logp, float *gW, float *gb, const void *const *next, int64_t next_bs,
-                      float cap, float q) {
+                      float cap, float q, const float *sw) {
     forward(rows, bs, d, u8, scale, W, b, z, xs, next, next_bs);
-    softmax_grad(z, y, bs, logp, cap, q);
+    softmax_grad(z, y, bs, logp, cap, q, sw);
     backward(xs, bs, d, z, scale / (float)bs, 1.0f / (float)bs, gW, gb);
 }
 
@@ -274,13 +277,15 @@ static void adam(float *p, const float *grad, float *m, float *v, int64_t n, flo
 
 /* Images perm[start:stop) of one epoch, in batches of ``batch`` (the last may be short).
  * y holds the labels in epoch order (y[i] is the label of image perm[i]); logp[i] receives
- * log p(y[i]) under the weights before the step that used it. Scratch: z (batch x K),
+ * log p(y[i]) under the weights before the step that used it; sw (NULL: none) holds the
+ * sample weights in epoch order, normalised to mean 1, each scaling its image's gradient. Scratch: z (batch x K),
  * rows (2 x batch pointers), xs (batch x d floats). Returns 0. */
 int mlr_adam_chunk(const void *X, int x_u8, int64_t d, const int64_t *perm, const int64_t *y,
                    int64_t start, int64_t stop, int64_t batch, float scale,
                    float *W, float *b, float *gW, float *gb, float *z, const void **rows, float *xs,
                    float *logp, float *mW, float *vW, float *mb, float *vb, float *stepW, float *stepb,
-                   float lr, float b1, float b2, float eps, float wd, int decoupled, float cap, float q) {
+                   float lr, float b1, float b2, float eps, float wd, int decoupled, float cap, float q,
+                   const float *sw) {
     const size_t row_bytes = (size_t)d * (x_u8 ? 1 : sizeof(float));
     const void **cur = rows, **next = rows + batch;
     for (int64_t r = 0; r < batch && start + r < stop; r++)
@@ -291,14 +296,15 @@ int mlr_adam_chunk(const void *X, int x_u8, int64_t d, const int64_t *perm, cons
         for (int64_t r = 0; r < nbs; r++)
             next[r] = (const char *)X + (size_t)perm[i + bs + r] * row_bytes;
         /* forward, then the closed-form gradient of the mean loss */
+        const float *swi = sw ? sw + i : NULL;
         if (x_u8 && d == 784)
-            grad_step(cur, bs, 784, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
+            grad_step(cur, bs, 784, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q, swi);
         else if (x_u8)
-            grad_step(cur, bs, d, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
+            grad_step(cur, bs, d, 1, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q, swi);
         else if (d == 784)
-            grad_step(cur, bs, 784, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
+            grad_step(cur, bs, 784, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q, swi);
         else
-            grad_step(cur, bs, d, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q);
+            grad_step(cur, bs, d, 0, scale, W, b, y + i, z, xs, logp + i, gW, gb, next, nbs, cap, q, swi);
         /* update: the step counters are torch's float32 state tensors */
         *stepW += 1.0f;
         *stepb += 1.0f;

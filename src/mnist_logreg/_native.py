@@ -100,7 +100,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.mlr_adam_chunk.argtypes = [p, i32, i64, p, p, i64, i64, i64, f32,
                                    p, p, p, p, p, p, p, p,
                                    p, p, p, p, p, p,
-                                   f32, f32, f32, f32, f32, i32, f32, f32]
+                                   f32, f32, f32, f32, f32, i32, f32, f32, p]
     lib.mlr_evaluate.restype = i32
     lib.mlr_evaluate.argtypes = [p, i32, i64, i64, p, f32, p, p, p, p, p, p, p]
     lib.mlr_hvp.restype = i32

@@ -35,6 +35,7 @@ import warnings
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from .errors import MnistLogregError
 
@@ -44,6 +45,7 @@ try:
     from sklearn.preprocessing import LabelEncoder
     from sklearn.utils._param_validation import Interval, StrOptions
     from sklearn.utils.class_weight import compute_class_weight
+    from sklearn.utils.extmath import safe_sparse_dot
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import (
         _check_sample_weight,
@@ -81,6 +83,16 @@ def _constraint(name: str) -> list:
 
 
 MAX_NEWTON_CLASSES = 1000
+MAX_DENSE_ADAM = 500_000_000  # entries of a sparse X that solver="adam" densifies (2 GB as float32)
+
+
+def _float64(X):
+    """X for the solvers: a float64 tensor (a writable copy where numpy's is read-only), or a
+    float64 CSR matrix when sparse."""
+    if sparse.issparse(X):
+        return sparse.csr_matrix(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    return torch.from_numpy(X if X.flags.writeable else X.copy())
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
@@ -91,7 +103,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     ----------
     C : float, default=1.0
         Inverse regularisation strength, as in ``LogisticRegression``: the penalty is
-        ``||W||^2 / 2`` against ``C`` times the (weighted) summed cross-entropy.
+        ``||W||^2 / 2`` against ``C`` times the (weighted) summed cross-entropy; ``np.inf``
+        fits without a penalty (``LogisticRegression(C=np.inf)``).
     fit_intercept : bool, default=True
         Fit an unpenalised bias per class.
     tol : float, default=1e-4
@@ -99,13 +112,15 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         (``LogisticRegression``'s divided by ``C * sum of weights``) is at most ``tol``.
     max_iter : int, default=100
         Newton iterations at most (``solver="newton"``); a ConvergenceWarning says when they
-        ran out first.
+        ran out first. 0 returns the initial coefficients (zeros, or the warm start's).
     solver : {"newton", "adam"}, default="newton"
         "newton": the exact optimum. "adam": our minibatch engines (the native C kernel for
         10 classes, torch otherwise) for ``epochs`` epochs, with the robust-loss options; the
-        L2 term enters as Adam's weight decay ``1 / (C * n)`` (bias included).
+        L2 term enters as Adam's weight decay ``1 / (C * sum of weights)`` (bias included), and
+        each sample's gradient is scaled by its weight over the mean weight. Sparse input is
+        densified for it (newton keeps it sparse).
     class_weight : dict, "balanced" or None, default=None
-        Weights per class, multiplying ``sample_weight`` (``solver="newton"`` only).
+        Weights per class, multiplying ``sample_weight``.
     warm_start : bool, default=False
         Start from the previous fit's coefficients (when the classes and features match).
     random_state : int, RandomState or None, default=None
@@ -139,10 +154,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "C": [Interval(numbers.Real, 0, None, closed="neither")],
+        "C": [Interval(numbers.Real, 0, None, closed="right")],  # np.inf: no penalty
         "fit_intercept": ["boolean"],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "solver": [StrOptions({"newton", "adam"})],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "warm_start": ["boolean"],
@@ -165,12 +180,25 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     # -- fitting -------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Fit on ``X`` (n_samples, n_features), float or int, and labels ``y`` of any type
-        with at least two classes; ``sample_weight`` (newton only) weighs each sample."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
+        """Fit on ``X`` (n_samples, n_features), dense or sparse (CSR/CSC), float or int, and
+        labels ``y`` of any type with at least two classes; ``sample_weight`` weighs each sample.
+        The solvers work in float64; ``coef_`` and ``intercept_`` take X's dtype (float32 stays
+        float32)."""
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], order="C")
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
+        self._check_problem(X)
+        weights = self._sample_weights(X, y, sample_weight)
+        codes = torch.from_numpy(encoder.transform(y).astype(np.int64))
+        fit = self._fit_newton if self.solver == "newton" else self._fit_adam
+        theta, iters = fit(_float64(X), codes, weights)
+        self._set_coefficients(theta, X.dtype)
+        self.n_iter_ = np.array([iters], dtype=np.int32)
+        return self
+
+    def _check_problem(self, X):
+        """One-line errors for data this solver cannot fit, before any work."""
         if len(self.classes_) < 2:
             raise ValueError(f"this solver needs samples of at least 2 classes; the data has 1 class: "
                              f"{self.classes_[0]!r}")
@@ -178,25 +206,18 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"solver='newton' takes at most {MAX_NEWTON_CLASSES} classes (its preconditioner "
                              f"factors a K x K matrix each iteration: K=2000 took 33 s and 721 MB where "
                              f"LogisticRegression took 3.4 s); the data has {len(self.classes_)}: use solver='adam'")
-        if X.size and float(np.abs(X).max()) > 1e100:  # squares overflow: the Gram matrix would be infinite
-            raise ValueError(f"features up to {float(np.abs(X).max()):.3g}: scale them first (StandardScaler); "
+        values = X.data if sparse.issparse(X) else X
+        if values.size and float(np.abs(values).max()) > 1e100:  # squares overflow: the Gram matrix is infinite
+            raise ValueError(f"features up to {float(np.abs(values).max()):.3g}: scale them first (StandardScaler); "
                              f"the solvers work with their squares")
-        weights = self._sample_weights(X, y, sample_weight)
-        codes = torch.from_numpy(encoder.transform(y).astype(np.int64))
-        fit = self._fit_newton if self.solver == "newton" else self._fit_adam
-        X = np.asarray(X, dtype=np.float64)
-        theta, iters = fit(torch.from_numpy(X if X.flags.writeable else X.copy()), codes, weights)
-        self._set_coefficients(theta)
-        self.n_iter_ = np.array([iters], dtype=np.int32)
-        return self
+        if self.solver == "adam" and sparse.issparse(X) and X.shape[0] * X.shape[1] > MAX_DENSE_ADAM:
+            raise ValueError(f"solver='adam' densifies sparse input, and {X.shape[0]} x {X.shape[1]} is more than "
+                             f"{MAX_DENSE_ADAM:.0e} entries: use solver='newton', which keeps it sparse")
 
     def _sample_weights(self, X, y, sample_weight):
         """Per-sample weights as a float64 tensor, or None when every sample weighs the same."""
         if sample_weight is None and self.class_weight is None:
             return None
-        if self.solver != "newton":
-            raise ValueError("solver='adam' weighs all samples and classes equally: sample_weight and "
-                             "class_weight need solver='newton'")
         w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if self.class_weight is not None:
             # "balanced" counts each class by its sample weights, as LogisticRegression does
@@ -224,15 +245,18 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         return theta
 
     def _fit_newton(self, X, codes, weights):
-        from .solver import _native_hvp, _Problem, cold_start, newton_cg
+        from .solver import _native_hvp, _Problem, _SparseProblem, cold_start, newton_cg
         from .train import num_threads
 
         K, seed = len(self.classes_), int(check_random_state(self.random_state).randint(2**31 - 1))
         lam = self._lam(len(codes) if weights is None else float(weights.sum()))
         with num_threads(self.threads), torch.no_grad():
-            prob = _Problem(X, codes, lam, K, weights=weights, intercept=self.fit_intercept)
-            prob.native = _native_hvp(prob, X)
-            theta = cold_start(prob, (X.float(), codes), self._initial_theta(X.shape[1]), seed, threads=self.threads)
+            problem = _SparseProblem if sparse.issparse(X) else _Problem
+            prob = problem(X, codes, lam, K, weights=weights, intercept=self.fit_intercept)
+            theta = self._initial_theta(X.shape[1])
+            if prob.x is not None and self.max_iter > 0:  # dense: the C kernel, and Adam to start a large fit
+                prob.native = _native_hvp(prob, X)
+                theta = cold_start(prob, (X.float(), codes), theta, seed, threads=self.threads)
             theta, f, gnorm, iters, _ = newton_cg(prob, theta, tol=self.tol, max_iter=self.max_iter,
                                                   precond=prob.preconditioner(10_000, seed), log=self._log())
         if gnorm > self.tol:
@@ -246,32 +270,36 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         settings = {name: getattr(self, name) for name in _MINIBATCH}
-        theta, train_loss = minibatch_theta((X.float(), codes), self._initial_theta(X.shape[1]),
-                                            self._lam(len(codes)), seed, threads=self.threads, log=self._log(),
-                                            **settings)
+        x = torch.from_numpy(X.toarray()) if sparse.issparse(X) else X
+        lam = self._lam(len(codes) if weights is None else float(weights.sum()))
+        theta, train_loss = minibatch_theta((x, codes), self._initial_theta(X.shape[1]), lam, seed,
+                                            threads=self.threads, log=self._log(), sample_weight=weights, **settings)
         self.objective_ = train_loss
         return theta, self.epochs
 
     def _log(self):
         return print if self.verbose else (lambda *a, **k: None)
 
-    def _set_coefficients(self, theta):
-        """coef_ / intercept_ in LogisticRegression's shapes from the softmax parameters."""
+    def _set_coefficients(self, theta, dtype):
+        """coef_ / intercept_ in LogisticRegression's shapes (and X's dtype) from the softmax
+        parameters; several classes' rows are shifted to sum to zero (the same probabilities:
+        scikit-learn's identifiable form)."""
         self._theta = theta.numpy().copy()  # the softmax parameters, for warm starts (numpy: skops saves it)
         W = theta[:, :self.n_features_in_].numpy()
         b = theta[:, self.n_features_in_].numpy() if self.fit_intercept else np.zeros(len(W))
         if len(self.classes_) == 2:
-            self.coef_, self.intercept_ = (W[1] - W[0])[None, :].copy(), np.array([b[1] - b[0]])
+            coef, intercept = (W[1] - W[0])[None, :], np.array([b[1] - b[0]])
         else:
-            self.coef_, self.intercept_ = W.copy(), b - b.mean()  # the bias is defined up to a shift
+            coef, intercept = W - W.mean(0), b - b.mean()
+        self.coef_, self.intercept_ = coef.astype(dtype), intercept.astype(dtype)
 
     # -- prediction ------------------------------------------------------------------------------
     def decision_function(self, X):
         """Class scores, (n_samples,) for two classes (positive: ``classes_[1]``), else
         (n_samples, n_classes)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        scores = np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
+        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
@@ -295,23 +323,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
-
-    def _expected_failures(self) -> dict:
-        """scikit-learn's estimator checks this configuration fails, and why."""
-        if self.solver == "adam":
-            why = ("solver='adam' refuses sample_weight and class_weight: the minibatch engines weigh every "
-                   "sample equally (solver='newton' honours them exactly)")
-            return dict.fromkeys(["check_sample_weights_not_an_array", "check_sample_weights_list",
-                                  "check_sample_weights_shape", "check_sample_weights_not_overwritten",
-                                  "check_all_zero_sample_weights_error", "check_class_weight_classifiers",
-                                  "check_sample_weight_equivalence_on_dense_data"], why)
-        if self.tol > 1e-8:
-            return {"check_sample_weight_equivalence_on_dense_data": (
-                f"the check compares probabilities to 1e-7, beyond what tol={self.tol:g} asks of the optimum; "
-                "it passes at tol=1e-10 (tests/test_sklearn.py)")}
-        return {}
 
     # -- the tool's own format ----------------------------------------------------------------
     def to_model(self):

@@ -26,6 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .data import ImageSet
@@ -57,21 +58,33 @@ class SolveResult:
 class _Problem:
     """Objective, gradient and Hessian-vector products on augmented features [x, 1] (or x
     alone without an intercept), for ``num_classes`` classes; ``weights`` (per sample, None:
-    equal) make the data term a weighted mean."""
+    equal) make the data term a weighted mean. ``lam`` may be 0 (no penalty: scikit-learn's
+    ``C=inf``). Every step Newton takes has rows summing to zero over the classes (adding a
+    vector to every class's row changes no probability), so from zero the coefficients keep
+    that form: the unique, identifiable solution, and a well-posed problem at ``lam = 0``."""
 
     def __init__(self, x, y, lam, num_classes=10, *, weights=None, intercept=True):
         self.x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1) if intercept else x
         self.y = y
-        self.n = len(y)
+        self.n, self.d = len(y), self.x.shape[1]
         self.lam = lam
-        self.onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)
-        self.mask = torch.ones(self.x.shape[1], dtype=x.dtype)
+        self.onehot = torch.nn.functional.one_hot(y, num_classes).to(torch.float64)
+        self.mask = torch.ones(self.d, dtype=torch.float64)
         if intercept:
             self.mask[-1] = 0  # the bias is not penalised
-        self.x32 = self.x.float()
+        # the Hessian's copy of the data: float32 from FLOAT32_ENTRIES entries (see hvp)
+        self.xh = self.x.float() if self.x.numel() >= FLOAT32_ENTRIES else self.x
         # per-sample weights summing to 1 (None: 1/n each, kept as a division for exactness)
-        self.w = None if weights is None else (weights / weights.sum()).to(x.dtype)[:, None]
+        self.w = None if weights is None else (weights / weights.sum()).to(torch.float64)[:, None]
         self.native = None  # a _NativeHvp, set by solve where the C kernel runs
+
+    # the two products with the data that everything below is made of: logits x @ M.T (n, K)
+    # and back-projections R.T @ x (K, d); _SparseProblem overrides them
+    def _logits(self, theta):
+        return self.x @ theta.T
+
+    def _back(self, r):
+        return r.T @ self.x
 
     def _loss(self, z, lse):
         """The (weighted) mean cross-entropy from the logits and their log-sum-exp."""
@@ -83,61 +96,85 @@ class _Problem:
         return 0.5 * self.lam * ((theta * self.mask) ** 2).sum()
 
     def value_grad(self, theta):
-        z = self.x @ theta.T
+        z = self._logits(theta)
         lse = torch.logsumexp(z, 1)
         p = torch.exp(z - lse[:, None])
         f = self._loss(z, lse) + self._penalty(theta)
         if self.w is None:
-            g = (p - self.onehot).T @ self.x / self.n + self.lam * theta * self.mask
+            g = self._back(p - self.onehot) / self.n + self.lam * theta * self.mask
         else:
-            g = ((p - self.onehot) * self.w).T @ self.x + self.lam * theta * self.mask
+            g = self._back((p - self.onehot) * self.w) + self.lam * theta * self.mask
         return float(f), g, p
 
     def value(self, theta):
-        z = self.x @ theta.T
+        z = self._logits(theta)
         return float(self._loss(z, torch.logsumexp(z, 1)) + self._penalty(theta))
 
-    def hvp(self, p32, v):
-        """H v, with the passes over the data in float32: an inexact Hessian only slows
+    @property
+    def hvp_dtype(self):
+        """The precision of hvp's passes over the data (what its ``p`` should be in)."""
+        return torch.float32 if self.native is not None else self.xh.dtype
+
+    def hvp(self, p, v):
+        """H v, with the passes over large data in float32: an inexact Hessian only slows
         conjugate gradients slightly, while the gradient, which decides convergence, is exact.
         With the C kernel (``native``), one pass over the images as they are stored."""
         if self.native is not None:
-            return self.native(p32, v) / self.n + self.lam * v * self.mask
-        return self.torch_hvp(p32, v)
+            return self.native(p, v) / self.n + self.lam * v * self.mask
+        return self.torch_hvp(p, v)
 
-    def torch_hvp(self, p32, v):
-        v32 = v.float()
-        a = (v32 @ self.x32.T).T                  # directional derivative of the logits (n, K)
-        pa = p32 * a
-        b = pa - p32 * pa.sum(1, keepdim=True)    # (diag(p) - p p^T) a, row by row
+    def torch_hvp(self, p, v):
+        dt = self.xh.dtype
+        p = p.to(dt)
+        a = (v.to(dt) @ self.xh.T).T              # directional derivative of the logits (n, K)
+        pa = p * a
+        b = pa - p * pa.sum(1, keepdim=True)      # (diag(p) - p p^T) a, row by row
         if self.w is not None:
-            return ((b * self.w.float()).T @ self.x32).double() + self.lam * v * self.mask
-        return (b.T @ self.x32).double() / self.n + self.lam * v * self.mask
+            return ((b * self.w.to(dt)).T @ self.xh).double() + self.lam * v * self.mask
+        return (b.T @ self.xh).double() / self.n + self.lam * v * self.mask
 
     def preconditioner(self, samples, seed):
         """A function p -> (r -> M^-1 r), M approximating the Hessian at probabilities ``p`` by
         a Kronecker product (as in K-FAC): A (x) S + lam I, with A = mean_i diag(p_i) - p_i p_i^T
         (K x K: the classes' coupling, including the direction no logit change sees) and S the
-        Gram matrix of the features (from a subsample: it only has to be close). With the
-        eigendecompositions of both, every solve is a few small matrix products. Measured on
-        MNIST (bench/sklearn_speed.py): 124 Hessian products to tol 1e-5 at C = 0.1, 257 at C = 1,
-        against 187 and 394 with per-class scalings of S alone. With more than EIGH_FEATURES
-        features (an eigendecomposition would cost more than the solve) S is its diagonal."""
+        Gram matrix of the features (from a subsample, weighted as the data term is: it only
+        has to be close). With the eigendecompositions of both, every solve is a few small
+        matrix products. Measured on MNIST (bench/sklearn_speed.py): 124 Hessian products to
+        tol 1e-5 at C = 0.1, 257 at C = 1, against 187 and 394 with per-class scalings of S
+        alone. With more than EIGH_FEATURES features (an eigendecomposition would cost more
+        than the solve) S is its diagonal. The output is projected onto rows summing to zero
+        over the classes: A's null direction (every class alike) is amplified by 1 / lam
+        there, which moved coef_'s column sums to 1e-4 and, at lam = 0, has no bound at all."""
         g = torch.Generator().manual_seed(seed)
-        sub = self.x[torch.randperm(self.n, generator=g)[:samples]]
-        if self.x.shape[1] > EIGH_FEATURES:
-            evals, evecs = (sub * sub).mean(0), None
-        else:
-            evals, evecs = torch.linalg.eigh(sub.T @ sub / len(sub))
-            evals = evals.clamp_min(0)
+        evals, evecs = self._gram(torch.randperm(self.n, generator=g)[:samples])
+        evals = evals.clamp_min(0)
 
         def at(p):
             a, U = torch.linalg.eigh(self._class_coupling(p))
-            inv = 1.0 / (a.clamp_min(0)[:, None] * evals[None, :] + self.lam + 1e-10)  # (K, d)
+            curv = a.clamp_min(0)[:, None] * evals[None, :]
+            # lam = 0: a floor relative to the largest curvature keeps M positive definite
+            floor = self.lam + 1e-10 if self.lam > 0 else max(1e-10, 1e-8 * float(curv.max()))
+            inv = 1.0 / (curv + floor)  # (K, d)
             if evecs is None:
-                return lambda r: U @ ((U.T @ r) * inv)
-            return lambda r: U @ (((U.T @ r) @ evecs) * inv) @ evecs.T
+                solve = lambda r: U @ ((U.T @ r) * inv)  # noqa: E731
+            else:
+                solve = lambda r: U @ (((U.T @ r) @ evecs) * inv) @ evecs.T  # noqa: E731
+            return lambda r: _zero_sum(solve(r))
         return at
+
+    def _gram(self, rows):
+        """(eigenvalues, eigenvectors) of the (weighted) Gram matrix of the features of
+        ``rows``; (its diagonal, None) beyond EIGH_FEATURES features."""
+        sub = self.x[rows]
+        ws = self._row_weights(rows)
+        if self.d > EIGH_FEATURES:
+            return (sub * sub * ws[:, None]).sum(0) / ws.sum(), None
+        return torch.linalg.eigh((sub * ws[:, None]).T @ sub / ws.sum())
+
+    def _row_weights(self, rows):
+        """The sample weights of ``rows`` (ones when unweighted, or when they sum to zero)."""
+        ws = torch.ones(len(rows), dtype=torch.float64) if self.w is None else self.w[rows, 0]
+        return ws if float(ws.sum()) > 0 else torch.ones_like(ws)
 
     def _class_coupling(self, p):
         """mean_i diag(p_i) - p_i p_i^T (weighted by the sample weights)."""
@@ -146,7 +183,57 @@ class _Problem:
         return torch.diag((p * self.w).sum(0)) - (p * self.w).T @ p
 
 
+def _zero_sum(m):
+    """``m`` with each column's mean over the classes removed (rows summing to zero)."""
+    return m - m.mean(0, keepdim=True)
+
+
+class _SparseProblem(_Problem):
+    """_Problem over a scipy sparse matrix (CSR): the data products by scipy, in float64."""
+
+    def __init__(self, x, y, lam, num_classes=10, *, weights=None, intercept=True):
+        import scipy.sparse as sp
+
+        x = sp.csr_matrix(x, dtype=np.float64)
+        if intercept:
+            x = sp.hstack([x, np.ones((x.shape[0], 1))], format="csr")
+        self.xs, self.xt = x, x.T.tocsr()
+        dummy = torch.empty(x.shape[0], 0, dtype=torch.float64)  # the dense parts' shapes only
+        super().__init__(dummy, y, lam, num_classes, weights=weights, intercept=False)
+        self.x = None
+        self.xh = torch.empty(0, dtype=torch.float64)  # the products are scipy's, in float64
+        self.d = x.shape[1]
+        self.mask = torch.ones(self.d, dtype=torch.float64)
+        if intercept:
+            self.mask[-1] = 0
+
+    def _logits(self, theta):
+        return torch.from_numpy(np.asarray(self.xs @ theta.T.numpy()))
+
+    def _back(self, r):
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(self.xt @ r.numpy()).T))
+
+    def torch_hvp(self, p, v):
+        p = p.double()
+        pa = p * self._logits(v)
+        b = pa - p * pa.sum(1, keepdim=True)
+        b = b / self.n if self.w is None else b * self.w
+        return self._back(b) + self.lam * v * self.mask
+
+    def _gram(self, rows):
+        sub, ws = self.xs[rows.numpy()], self._row_weights(rows).numpy()
+        if self.d > EIGH_FEATURES:
+            diag = np.asarray(sub.multiply(sub).T @ ws).ravel() / ws.sum()
+            return torch.from_numpy(diag), None
+        gram = (sub.multiply(ws[:, None]).T @ sub).toarray() / float(ws.sum())
+        return torch.linalg.eigh(torch.from_numpy(gram))
+
+
 EIGH_FEATURES = 2048
+#: entries of the data from which Hessian products and Adam epochs run in float32 (below it,
+#: in float64: a pass costs little there, and float32's 1e-7 made two fits of the same problem,
+#: weights against repeated rows, differ by 1.6e-7 relative in their predictions)
+FLOAT32_ENTRIES = 2**20
 #: where a cold start begins instead, for problems of at least ADAM_START_SIZE entries with 10
 #: classes (the C minibatch engine): 5 epochs of Adam (0.2 s on MNIST) land near the optimum
 #: and save Newton's first iterations, about 1 s of 6 on MNIST at C = 0.1
@@ -154,22 +241,28 @@ ADAM_START = dict(epochs=5, lr=2e-3, lr_schedule="cosine")
 ADAM_START_SIZE = 10_000_000
 
 
-def minibatch_theta(data, theta, lam, seed, *, transform="none", threads=None, log=None, **settings):
+def minibatch_theta(data, theta, lam, seed, *, transform="none", threads=None, log=None, sample_weight=None,
+                    **settings):
     """Adam epochs (our engines: the C kernel for 10 classes) from ``theta`` (K, d [+ bias]) on
-    the mean cross-entropy of ``data`` (an ImageSet or (x, labels)), with L2 ``lam`` as Adam's
-    weight decay: (theta, last training loss)."""
+    the (``sample_weight``-weighted) mean cross-entropy of ``data`` (an ImageSet or (x, labels)),
+    with L2 ``lam`` as Adam's weight decay: (theta, last training loss). Trains in float32, or
+    in float64 for float64 features of fewer than FLOAT32_ENTRIES entries."""
     from .optim import make_optimizer
     from .train import fit
 
     K, d = theta.shape[0], (data.images[0].numel() if isinstance(data, ImageSet) else data[0].shape[1])
     intercept = theta.shape[1] > d
-    model = MnistModel(d, K, transform=transform)
+    exact = not isinstance(data, ImageSet) and data[0].dtype == torch.float64 and data[0].numel() < FLOAT32_ENTRIES
+    model = MnistModel(d, K, transform=transform).to(torch.float64 if exact else torch.float32)
+    if not isinstance(data, ImageSet) and not exact:
+        data = (data[0].float(), data[1])  # what the native kernel reads
     with torch.no_grad():
         model.linear.weight.copy_(theta[:, :d])
         model.linear.bias.copy_(theta[:, d] if intercept else torch.zeros(K))
     params = [model.linear.weight] + ([model.linear.bias] if intercept else [])
     opt = make_optimizer(params, "adam", settings.get("lr", 1e-3), lam)
-    history = fit(model, data, None, optimizer=opt, seed=seed, threads=threads, progress=False, log=log, **settings)
+    history = fit(model, data, None, optimizer=opt, seed=seed, threads=threads, progress=False, log=log,
+                  sample_weight=sample_weight, **settings)
     with torch.no_grad():
         theta = torch.cat([model.linear.weight.double(), model.linear.bias.double()[:, None]], 1)
     return (theta if intercept else theta[:, :d]), history[-1]["train_loss"]
@@ -227,7 +320,7 @@ def cold_start(prob: _Problem, data, theta, seed, *, transform="none", threads=N
     """Where Newton starts from zero on a large problem the C kernel serves (at least
     ADAM_START_SIZE entries, 10 classes): a few minibatch epochs on ``data`` first (see
     ADAM_START); else ``theta`` as it is."""
-    if prob.native is None or bool(theta.any()) or prob.n * (prob.x.shape[1] - 1) < ADAM_START_SIZE:
+    if prob.native is None or bool(theta.any()) or prob.n * (prob.d - 1) < ADAM_START_SIZE:
         return theta
     return minibatch_theta(data, theta, prob.lam, seed, transform=transform, threads=threads, **ADAM_START)[0]
 
@@ -269,7 +362,7 @@ def solve(train, lam: float = 1e-4, *, tol: float = 1e-5, max_iter: int = 100,
         raw = isinstance(train, ImageSet) and transform in (None, "none")
         prob.native = _native_hvp(prob, x, train.images if raw else None)
         if init is None:
-            theta = cold_start(prob, train, torch.zeros(10, prob.x.shape[1], dtype=torch.float64), seed,
+            theta = cold_start(prob, train, torch.zeros(10, prob.d, dtype=torch.float64), seed,
                                transform=transform)
         else:
             theta = getattr(init, "double_theta", None)
@@ -289,6 +382,9 @@ def newton_cg(prob: _Problem, theta, *, tol, max_iter, precond, log):
     """Newton-CG from ``theta`` until the gradient norm is at most ``tol`` or ``max_iter``
     iterations: returns (theta, objective, gradient norm, iterations, Hessian products)."""
     t0 = time.perf_counter()
+    # rows summing to zero over the classes: the same probabilities at a smaller penalty (a
+    # warm or Adam start need not have that form), and every step keeps it
+    theta = _zero_sum(theta)
     f, grad, p = prob.value_grad(theta)
     gnorm = float(grad.norm())
     iters = hvps = 0
@@ -308,7 +404,7 @@ def newton_cg(prob: _Problem, theta, *, tol, max_iter, precond, log):
 def _truncated_cg(prob, p, grad, precond, forcing, max_steps=250):
     """Preconditioned conjugate gradients on H s = -grad, stopped when the residual is at
     most ``forcing`` (or on negative curvature): (s, Hessian products used)."""
-    p32 = p.float()
+    ph = p.to(prob.hvp_dtype)
     s = torch.zeros_like(grad)
     r = -grad.clone()
     zr = precond(r)
@@ -316,7 +412,7 @@ def _truncated_cg(prob, p, grad, precond, forcing, max_steps=250):
     rz = float((r * zr).sum())
     steps = 0
     for _ in range(max_steps):
-        hd = prob.hvp(p32, dirn)
+        hd = prob.hvp(ph, dirn)
         steps += 1
         curv = float((dirn * hd).sum())
         if curv <= 0:

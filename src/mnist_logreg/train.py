@@ -9,6 +9,7 @@ native engine (``_kernel.c``; see ``fit``'s ``engine``).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -114,7 +115,8 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
                       xbuf: torch.Tensor, ubuf: torch.Tensor, true_logp: torch.Tensor,
                       exp_avg: List[torch.Tensor], exp_avg_sq: List[torch.Tensor], steps: List[torch.Tensor],
                       lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-                      decoupled: bool, batch_size: int, scale: float, loss_cap: float, loss_q: float):
+                      decoupled: bool, batch_size: int, scale: float, loss_cap: float, loss_q: float,
+                      sample_weight: torch.Tensor):
     """Images ``perm[start:stop]`` of one epoch, batch by batch: the same maths as the Python
     loop in ``fit`` (which documents each phase), compiled by TorchScript so that the ~18
     small ops of a step do not each pay Python's dispatch cost (measured ~1.5-3x per epoch)."""
@@ -133,6 +135,8 @@ def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targ
         z.exp_().sub_(t)
         if robust:
             z.mul_(weight)
+        if sample_weight.numel() > 0:
+            z.mul_(sample_weight.narrow(0, i, bs))
         torch.addmm(gW, z, xb, beta=0.0, alpha=scale / bs, out=gW)
         torch.mean(z, 1, out=gb)
         torch._foreach_add_(steps, 1)
@@ -251,9 +255,10 @@ def _native_evaluator(x, y, scale, W, b):
 
 
 # -- the engines ----------------------------------------------------------------------------
-# Each engine is a function run(x, perm, y_epoch, targets, start, stop, scale, true_logp) that
-# trains on the images perm[start:stop] of one epoch, whole batches of ``batch_size``, with
+# Each engine is a function run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch)
+# that trains on the images perm[start:stop] of one epoch, whole batches of ``batch_size``, with
 # the features ``x * scale``; it writes log p(true class) of each image into ``true_logp``.
+# ``w_epoch`` (None: unweighted) are the sample weights in epoch order, normalised to mean 1.
 # ``targets`` are one row per image in epoch order (one-hot or soft); the C kernel reads the
 # labels ``y_epoch`` instead. All three do the same maths (tests/test_train.py, test_golden.py).
 
@@ -263,10 +268,11 @@ def _python_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
     b_col, gW, gb = b.view(-1, 1), W.grad, b.grad
     robust = cap < math.inf or q != 0.0
 
-    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp):
+    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch):
         # one split per chunk instead of slicing per batch: indexing is slow next to the maths
-        batches = zip(*(t[start:stop].split(batch_size) for t in (perm, y_epoch, targets, true_logp)))
-        for idx, yb, t, logp in batches:
+        batches = zip(*(t[start:stop].split(batch_size) for t in (perm, y_epoch, targets, true_logp)),
+                      w_epoch[start:stop].split(batch_size) if w_epoch is not None else itertools.repeat(None))
+        for idx, yb, t, logp, wb in batches:
             # -- forward: gather one batch (uint8: the cheapest memory traffic) -----------
             bs = idx.shape[0]
             xb = xbuf[:bs]
@@ -282,6 +288,8 @@ def _python_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
             z.exp_().sub_(t.t())
             if weight is not None:
                 z.mul_(weight)
+            if wb is not None:  # -- sample weights: one more factor per image ----------------
+                z.mul_(wb)
             torch.addmm(gW, z, xb, beta=0, alpha=scale / bs, out=gW)
             torch.mean(z, 1, out=gb)
             # -- update ------------------------------------------------------------------
@@ -292,11 +300,13 @@ def _python_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
 def _torchscript_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
     """The Python loop's maths compiled by TorchScript (``_adam_epoch_chunk``), Adam/AdamW."""
     chunk = _compiled_chunk()
+    none = torch.empty(0, device=W.device, dtype=W.dtype)  # TorchScript's "no sample weights"
 
-    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp):
+    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch):
         chunk(x, perm, y_epoch, targets, start, stop, W, b, W.grad, b.grad, xbuf, ubuf, true_logp,
               opt.exp_avg, opt.exp_avg_sq, opt.steps, opt.lr, opt.betas[0], opt.betas[1],
-              opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale, cap, q)
+              opt.eps, opt.weight_decay, opt.decoupled, batch_size, scale, cap, q,
+              w_epoch if w_epoch is not None else none)
     return run
 
 
@@ -312,13 +322,14 @@ def _native_engine(opt, W, b, xbuf, ubuf, batch_size, cap, q):
     xs = torch.empty(batch_size, W.shape[1])  # scratch: the batch's images as floats
     beta1, beta2 = opt.betas
 
-    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp):
+    def run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch):
         x, perm, y_epoch = x.contiguous(), perm.contiguous(), y_epoch.to(torch.int64).contiguous()
+        sw = ptr(w_epoch.contiguous()) if w_epoch is not None else None
         lib.mlr_adam_chunk(ptr(x), int(x.dtype == torch.uint8), x.shape[1], ptr(perm), ptr(y_epoch),
                            start, stop, batch_size, scale, ptr(W), ptr(b), ptr(gW), ptr(gb), ptr(z),
                            ptr(rows), ptr(xs), ptr(true_logp), ptr(opt.exp_avg[0]), ptr(opt.exp_avg_sq[0]),
                            ptr(opt.exp_avg[1]), ptr(opt.exp_avg_sq[1]), ptr(opt.steps[0]), ptr(opt.steps[1]),
-                           opt.lr, beta1, beta2, opt.eps, opt.weight_decay, int(opt.decoupled), cap, q)
+                           opt.lr, beta1, beta2, opt.eps, opt.weight_decay, int(opt.decoupled), cap, q, sw)
     return run
 
 
@@ -376,7 +387,7 @@ def _make_engine(engine, opt, W, b, x, batch_size, cfg, augmenting):
 
 def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *, optimizer=None,
         start_epoch: int = 0, history: History | None = None, on_epoch=None, soft_targets=None,
-        augment=None, progress: bool | None = None, log=print, **settings) -> History:
+        sample_weight=None, augment=None, progress: bool | None = None, log=print, **settings) -> History:
     """Train ``model`` with mini-batch gradient descent on the mean cross-entropy.
 
     Parameters
@@ -400,6 +411,9 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         :mod:`mnist_logreg.distill`): the loss becomes the cross-entropy against these instead of
         the one-hot labels (``train_loss`` stays the cross-entropy against the true labels);
         not with the native engine, which reads hard labels
+    sample_weight : (n,) non-negative weights, one per training image (None: equal): the loss
+        becomes the weighted mean cross-entropy; each image's gradient is scaled by its weight
+        over the mean weight (every engine), and ``train_loss`` is the weighted mean
     augment : an :class:`~mnist_logreg.augment.Augment` (default: from the ``augment_*``
         settings): each epoch trains on a freshly distorted copy of the training images
         (seeded by ``(seed, epoch)``), before the model's transform; validation and test
@@ -472,6 +486,7 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         engine = _pick_engine(cfg.engine, opt, W, x, soft=soft_targets is not None)
         evaluate_val = _validator(valid, engine, model) if valid is not None else None
         soft = _check_soft_targets(soft_targets, len(y), W)
+        weights = _mean_one_weights(sample_weight, len(y), W)
         augment = augment if augment is not None else Augment(
             shift=cfg.augment_shift, rotate=cfg.augment_rotate, scale=cfg.augment_scale, elastic=cfg.augment_elastic)
         base = _augment_base(train, device, len(y)) if augment.active else None
@@ -517,16 +532,18 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
             if base is not None:  # a freshly distorted copy of the training images, then the transform
                 x, scale = _augmented(base, augment, transform, cfg.seed, epoch), 1.0
             y_epoch = y[perm]
+            w_epoch = weights[perm] if weights is not None else None
             targets = soft[perm] if soft is not None else (onehot[y_epoch] if engine != "native" else None)
             with _progress_bar(n, epoch, last_epoch, show) as bar:
                 try:
                     for start in range(0, n, step_images):
                         stop = min(n, start + step_images)
-                        run(x, perm, y_epoch, targets, start, stop, scale, true_logp)
+                        run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch)
                         bar.update(stop - start)
                 except KeyboardInterrupt:
                     raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
-            end_epoch(epoch, -true_logp.double().sum().item() / n, time.perf_counter() - t0)
+            logp = true_logp.double() if w_epoch is None else true_logp.double() * w_epoch.double()
+            end_epoch(epoch, -logp.sum().item() / n, time.perf_counter() - t0)
             average.add(epoch, W, b)
         if average.count:  # the model ends as the average, validated and logged
             history.average = average.apply(W, b, max(cfg.average_from, start_epoch + 1), last_epoch,
@@ -584,6 +601,18 @@ def _check_soft_targets(soft_targets, n, W):
         raise ConfigError(f"soft_targets must have shape ({n}, {W.shape[0]}), one row per training "
                           f"image, got {tuple(soft.shape)}")
     return soft
+
+
+def _mean_one_weights(sample_weight, n, W):
+    """The sample weights as W's dtype, scaled to mean 1 (so the batch gradient's scale, and
+    with it Adam's learning rate, is the unweighted one's), or None."""
+    if sample_weight is None:
+        return None
+    w = torch.as_tensor(sample_weight, dtype=torch.float64).reshape(-1)
+    if w.shape != (n,) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:
+        raise ConfigError(f"sample_weight must be {n} finite non-negative numbers, one per training image, "
+                          f"not all zero")
+    return (w * (n / w.sum())).to(device=W.device, dtype=W.dtype)
 
 
 def _augment_base(train, device, n):
