@@ -146,3 +146,29 @@ def test_persistence_skops_and_checkpoint(mnist_train, tmp_path):
         assert (model(torch.from_numpy(X).float()).argmax(1).numpy() == plain.predict(X)).mean() >= 0.999
     with pytest.raises(ValueError, match="784 features"):
         SoftmaxClassifier().fit(X[:, :10], y).to_model()
+
+
+def test_sparse_float32_unpenalised_and_weighted_fits_agree_with_their_dense_float64_twins():
+    """Issue 26's drop-in contract beyond scikit-learn's own tests: a CSR fit is the dense fit
+    (both solvers), float32 stays float32, C=inf matches LogisticRegression's probabilities,
+    and several classes' coef_ columns sum to zero."""
+    import scipy.sparse as sp
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(400, 30, n_informative=10, n_redundant=0, n_classes=4, random_state=1)
+    X[np.abs(X) < 1] = 0
+    w = np.random.default_rng(0).uniform(0, 2, len(y))
+    dense, csr = SoftmaxClassifier(C=0.3, tol=1e-9).fit(X, y, w), SoftmaxClassifier(C=0.3, tol=1e-9).fit(
+        sp.csr_matrix(X), y, w)
+    np.testing.assert_allclose(csr.coef_, dense.coef_, atol=1e-9)
+    np.testing.assert_allclose(csr.predict_proba(sp.csc_matrix(X)), dense.predict_proba(X), atol=1e-9)
+    assert np.abs(dense.coef_.sum(0)).max() < 1e-12
+    adam = dict(solver="adam", epochs=5, batch_size=64, lr=0.01, random_state=0)
+    np.testing.assert_array_equal(SoftmaxClassifier(**adam).fit(sp.csr_matrix(X), y, w).coef_,
+                                  SoftmaxClassifier(**adam).fit(X, y, w).coef_)
+    f32 = SoftmaxClassifier(C=0.3).fit(X.astype(np.float32), y)
+    assert {f32.coef_.dtype, f32.intercept_.dtype, f32.predict_proba(X.astype(np.float32)).dtype} == {np.dtype(np.float32)}
+    inf = SoftmaxClassifier(C=np.inf, tol=1e-8, max_iter=500).fit(X[:, :5], y)
+    ref = LogisticRegression(C=np.inf, tol=1e-10, max_iter=10_000).fit(X[:, :5], y)
+    np.testing.assert_allclose(inf.predict_proba(X[:, :5]), ref.predict_proba(X[:, :5]), atol=1e-6)

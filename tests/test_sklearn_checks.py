@@ -1,7 +1,8 @@
 """scikit-learn's own estimator checks over SoftmaxClassifier (both solvers) and the transforms.
 
-The expected failures, each with its reason, come from the estimator (``expected_failed_checks``,
-as scikit-learn's ``parametrize_with_checks`` takes them). They are run here rather than marked
+SoftmaxClassifier, either solver, is expected to fail none. Deskew's expected failures (checks
+whose X is not square images), each with its reason, come from the estimator
+(``expected_failed_checks``, as scikit-learn's ``parametrize_with_checks`` takes them). They are run here rather than marked
 xfail up front: each must still fail (strict), and is then reported as xfail with its reason. (An
 xfail mark made pytest format the failure's traceback through scikit-learn's 5,000-line
 estimator_checks.py, 10 s for the 33 of them.)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from .config import OPTIMIZERS  # declared once, with the setting (config.py imports no torch)
 from .errors import ConfigError
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 class Optimizer:

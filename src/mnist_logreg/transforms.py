@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TRANSFORMS = ("none", "deskew", "cbrt")
+from .config import TRANSFORMS  # declared once, with the setting (config.py imports no torch)
 
 
 def deskew(x: torch.Tensor, size: tuple = (28, 28)) -> torch.Tensor:
