@@ -281,7 +281,8 @@ def load_checkpoint(path) -> Checkpoint:
     shapes and values. Raises :class:`CheckpointError` with one line naming the problem."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        from .runfolder import CHECKPOINT
+        path = path / CHECKPOINT
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     obj = _torch_load(path)  # a FIFO, a device, an oversized file: one line from read_input

@@ -462,7 +462,8 @@ def cmd_export(args):
 # ======================================================================================
 def _checkpoint_files(arg) -> list:
     """The files a RUN_OR_CHECKPOINT argument reads: the file, or a run folder's checkpoint."""
-    return [Path(arg), Path(arg) / "checkpoint.pt"]
+    from .runfolder import CHECKPOINT
+    return [Path(arg), Path(arg) / CHECKPOINT]
 
 
 def _out(args, obj, text: str):
@@ -597,8 +598,9 @@ def cmd_report(args):
 
     painter = Painter()  # first: matplotlib loads in its helper while torch loads here
     from .report import build_report
+    from .runfolder import REPORT
 
-    if args.out is not None and (Path(args.out) / "report.html").exists() and not args.force:
+    if args.out is not None and (Path(args.out) / REPORT).exists() and not args.force:
         painter.close()
         raise ConfigError(f"--out {args.out}: already holds a report.html; add --force to replace it")
     build_report(args.checkpoint, data_dir=args.data_dir, download=not args.no_download, out_dir=args.out,

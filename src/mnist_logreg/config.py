@@ -446,3 +446,9 @@ def _toml_value(v) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     # a TOML basic string: JSON's escapes are TOML's, except that DEL must be escaped too
     return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def resumable(name: str) -> bool:
+    """Whether setting ``name`` may change when a run is resumed: it does not change the
+    results (threads, engine, ...), or it is ``epochs``, the run's length."""
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["resumable"] or name == "epochs"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .runfolder import CHECKPOINT, CONFIG, STATUS
 
 STATUSES = ("complete", "interrupted", "diverged", "pruned", "running", "incomplete", "unreadable")
 COLUMNS = ("name", "dataset", "status", "epochs", "val_acc", "test_acc", "seconds")
@@ -53,16 +54,8 @@ class RunSummary:
                 "config": self.config, "message": self.message}
 
 
-def write_status(run_dir: Path, status: str, epoch: int, message: str = "") -> None:
-    """Record how a session ended (``complete``, ``interrupted``, ``diverged``) in status.json."""
-    from ._files import atomic_write_text
-
-    atomic_write_text(Path(run_dir) / "status.json",
-                      json.dumps({"status": status, "epoch": epoch, "message": message}) + "\n", durable=False)
-
-
 def _is_run(folder: Path) -> bool:
-    return (folder / "checkpoint.pt").is_file() or (folder / "config.toml").is_file()
+    return (folder / CHECKPOINT).is_file() or (folder / CONFIG).is_file()
 
 
 def _folders(root: Path, depth: int):
@@ -92,9 +85,9 @@ def summarize(folder: Path, root: Path | None = None) -> RunSummary:
 
     name = _printable(str(folder.relative_to(root)) if root is not None else folder.name)  # a newline forged a row
     try:
-        ckpt = load_checkpoint(folder / "checkpoint.pt")
+        ckpt = load_checkpoint(folder / CHECKPOINT)
     except (CheckpointError, OSError, ValueError) as e:
-        if (folder / "checkpoint.pt").exists():
+        if (folder / CHECKPOINT).exists():
             return RunSummary(folder, name, "unreadable", message=_printable(str(e).splitlines()[0]))
         cfg = _config_toml(folder)  # no epoch saved yet: starting, or killed before its first
         status = "running" if _locked(folder) else "incomplete"
@@ -136,7 +129,7 @@ def _config_toml(folder: Path) -> dict:
     from .config import TrainConfig
 
     try:
-        return TrainConfig.load(folder / "config.toml").to_dict()
+        return TrainConfig.load(folder / CONFIG).to_dict()
     except (ConfigError, OSError):
         return {}
 
@@ -154,7 +147,7 @@ def _status(folder: Path, has_metrics: bool):
     if _locked(folder):
         return "running", ""
     try:
-        raw = read_input(folder / "status.json", MAX_STATUS_BYTES, ConfigError)
+        raw = read_input(folder / STATUS, MAX_STATUS_BYTES, ConfigError)
         recorded = json.loads(raw) if raw.count(b"{") + raw.count(b"[") <= 8 else None
         if isinstance(recorded, dict) and recorded.get("status") in STATUSES:
             return recorded["status"], _printable(str(recorded.get("message", "")))
@@ -172,8 +165,8 @@ def _printable(text: str, limit: int = 200) -> str:
 
 
 def _locked(folder: Path) -> bool:
-    """Whether a process trains in ``folder`` now: run.locked's lock is held."""
-    from .run import locked
+    """Whether a process trains in ``folder`` now: runfolder.locked's lock is held."""
+    from .runfolder import locked
 
     try:
         with locked(folder):
@@ -186,8 +179,7 @@ def differing_settings(runs, *, columns=COLUMNS) -> list:
     """The settings whose values are not the same in every run listed; those that do not change
     results (the resumable ones: data_dir, threads, engine, ...) and those shown in ``columns``
     of their own (``runs``' dataset and epochs) are left out."""
-    from .config import TrainConfig
-    from .run import resumable
+    from .config import TrainConfig, resumable
 
     configs = [r.config for r in runs if r.config]
     names = [n for n in TrainConfig.names() if (n == "epochs" or not resumable(n)) and n not in columns]

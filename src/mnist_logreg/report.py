@@ -18,6 +18,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import ImageSet, load_dataset
 from .errors import ConfigError
 from .metrics import calibration, confusion_matrix, precision_recall_f1
+from .runfolder import REPORT
 from .train import predict
 
 FIGURES = {
@@ -132,12 +133,12 @@ def _write_report(run, data_dir, download, out_dir, dataset, log, painter) -> Pa
               "mistakes": [{"index": int(i), "label": int(test.labels[i]), "predicted": int(preds[i]),
                             "probability": float(conf[i])} for i in worst]}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n", durable=False)
-    atomic_write_text(out / "report.html", render_html(report, out), durable=False)
+    atomic_write_text(out / REPORT, render_html(report, out), durable=False)
     sync_dir(out)
     calibrated = (f" -> {m['calibrated']['ece'] * 100:.2f}% calibrated" if "calibrated" in m else "")
-    log(f"report: {out / 'report.html'} (test accuracy {m['accuracy']:.4f}, ECE {m['ece'] * 100:.2f}%{calibrated}, "
+    log(f"report: {out / REPORT} (test accuracy {m['accuracy']:.4f}, ECE {m['ece'] * 100:.2f}%{calibrated}, "
         f"NLL {m['nll']:.4f})")
-    return out / "report.html"
+    return out / REPORT
 
 
 def _img(path: Path) -> str:

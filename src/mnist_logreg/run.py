@@ -4,12 +4,10 @@
 ``Run.open(path).resume(epochs=5)`` is the notebook's "another round of 5 epochs" from the
 saved optimizer state, bit for bit the same as an uninterrupted run.
 
-A run folder holds ``checkpoint.pt`` (weights, optimizer state, resolved config, history,
-metrics), ``config.toml`` (the same config, readable, and accepted by ``train --config``),
-``history.csv`` / ``history.json``, ``metrics.json``, ``status.json`` (how the last session ended:
-complete, interrupted, diverged), ``accuracy.png``, ``samples.png`` and the
-report (``report.html`` and its figures). A printed epoch is a saved epoch; Ctrl-C or
-divergence between checkpoints saves the last complete epoch.
+The run folder's files are named in runfolder.py (``checkpoint.pt`` with the weights, optimizer
+state, resolved config, history and metrics; ``config.toml``, accepted by ``train --config``;
+the history, metrics, status and report), beside ``accuracy.png`` and ``samples.png``. A printed
+epoch is a saved epoch; Ctrl-C or divergence between checkpoints saves the last complete epoch.
 
 Example (docs/api.md runs it as a doctest, with the data)::
 
@@ -21,7 +19,6 @@ Example (docs/api.md runs it as a doctest, with the data)::
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import os
 import sys
@@ -29,9 +26,21 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RUN_FOLDER, TrainConfig
+from .config import RUN_FOLDER, TrainConfig, resumable
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from .errors import setting_ref as _ref
+from .runfolder import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    STATUS,
+    check_run_name,
+    locked,
+    new_run_dir,
+    remove_if_empty,
+    write_history,
+    write_status,
+)
 
 
 @dataclass
@@ -159,13 +168,6 @@ def config_of(ckpt) -> TrainConfig:
     return TrainConfig.from_dict(values, source=f"{ckpt.path}: config")
 
 
-def resumable(name: str) -> bool:
-    """Whether setting ``name`` may change when a run is resumed: it does not change the
-    results (threads, engine, ...), or it is ``epochs``, the run's length."""
-    import dataclasses
-    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["resumable"] or name == "epochs"
-
-
 # -- the work -------------------------------------------------------------------------------
 def _execute(cfg, run_dir, resumed, *, report, log, progress, runs_dir=None, name=None, on_epoch=None,
              test=True) -> Run:
@@ -201,46 +203,13 @@ def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_
     with locked(session.run_dir) if fresh else nullcontext(), session.board():
         log(f"run folder: {session.run_dir}")
         if not fresh:  # the last session's "complete" no longer holds: this one writes its own ending
-            (session.run_dir / "status.json").unlink(missing_ok=True)
+            (session.run_dir / STATUS).unlink(missing_ok=True)
         if cfg.solver == "newton":
             session.train_newton()
         else:
             session.train_minibatch(progress)
         session.finish(report, painter)
     return Run(session.run_dir)  # its checkpoint is read when first asked for
-
-
-@contextmanager
-def locked(run_dir):
-    """Hold ``run_dir`` for this process while it trains there: a lock on the folder itself
-    (flock), which the system releases when the process ends, however it ends. A second
-    process is refused at once rather than writing epochs into the same folder."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): unlocked
-        yield
-        return
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{run_dir}: another process is training in this run folder; wait for it to end "
-                              f"(two at once would lose epochs)") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-def check_run_name(name) -> None:
-    """A run folder's name is one folder inside the runs folder: not a path, not '..'."""
-    if name is None:
-        return
-    bad = (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0")
-           or len(name.encode("utf-8", "surrogateescape")) > 200)
-    if bad:
-        raise ConfigError(f"{_ref('name')} must be one folder name, made inside {_ref('runs_dir')} (no '/', "
-                          f"not '..'), got {name!r}")
 
 
 def _check_before_reading(cfg: TrainConfig) -> str:
@@ -320,30 +289,6 @@ def with_extra_images(train, cfg: TrainConfig, log=print):
                     f"{train.name}+extra")
 
 
-def new_run_dir(runs_dir, name, dataset) -> Path:
-    """A new, empty run folder ``runs_dir/name`` (default ``DATASET-YYYYmmdd-HHMMSS``, with a
-    suffix when taken); made atomically, so two runs never share one."""
-    root = Path(runs_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{root}: cannot create the runs folder: {e.strerror}") from None
-    base = name if name is not None else f"{dataset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    check_run_name(base)  # a dataset declared in $MNIST_LOGREG_DATASETS names default folders too
-    for k in range(1000):
-        cand = root / (base if k == 0 else f"{base}-{k + 1}")
-        try:
-            cand.mkdir()  # atomic: two runs never get the same folder
-            return cand
-        except FileExistsError:
-            if name is not None:
-                raise ConfigError(f"{cand}: run folder exists (continue it with {_ref('resume')} {cand}, or "
-                                  f"choose another {_ref('name')})") from None
-        except OSError as e:
-            raise ConfigError(f"{cand}: cannot create the run folder: {e.strerror}") from None
-    raise ConfigError(f"{root}: too many runs named {base}")
-
-
 class _Session:
     """One training session of a run: the model, its optimizer and history, the checkpoint
     they are saved to, and the last complete epoch kept in memory for Ctrl-C."""
@@ -381,7 +326,7 @@ class _Session:
 
     @property
     def ckpt_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
+        return self.run_dir / CHECKPOINT
 
     # -- checkpoints -------------------------------------------------------------------------
     def write_checkpoint(self, epoch, metrics=None):
@@ -392,7 +337,7 @@ class _Session:
              dataset=self.cfg.dataset, classes=self.data.classes, metrics=metrics or {}, history=self.history.rows,
              trust=self.trust)
         if not self.config_written:
-            atomic_write_text(self.run_dir / "config.toml", self.cfg.to_toml(), durable=False)
+            atomic_write_text(self.run_dir / CONFIG, self.cfg.to_toml(), durable=False)
             self.config_written = True
 
     @contextmanager
@@ -471,19 +416,18 @@ class _Session:
                     f"{e}; saved the last complete epoch ({self.written}) in {self.ckpt_path}; continue with: "
                     f"mnist-logreg train --resume {self.run_dir} --epochs N (in Python: "
                     f"Run.open(path).resume(epochs=N))") from None
-            _remove_if_empty(self.run_dir)
+            remove_if_empty(self.run_dir)
             raise TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume") from None
         except TrainingDiverged as e:
             self.save_snapshot()
             self.record("diverged", str(e).split(";")[0])
             kept = (f"; the last good checkpoint (epoch {self.written}) is kept in {self.ckpt_path}"
-                    if self.ckpt_path.exists() else _remove_if_empty(self.run_dir) or "; no run folder is left")
+                    if self.ckpt_path.exists() else remove_if_empty(self.run_dir) or "; no run folder is left")
             raise TrainingDiverged(e.template + kept) from None  # its settings stay marked for the CLI
 
     def record(self, status, message="", epoch=None):
         """status.json: how this session ended, for ``mnist-logreg runs`` (once a checkpoint exists)."""
         if self.ckpt_path.exists():
-            from .experiments import write_status
             write_status(self.run_dir, status, self.written if epoch is None else epoch, message)
 
     # -- how far to trust the answers --------------------------------------------------------
@@ -595,7 +539,7 @@ class _Session:
         self.record("complete", epoch=rows[-1]["epoch"])
         if self.tb is not None:
             self.tb.weights(self.model, rows[-1]["epoch"])
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", durable=False)
+        atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2) + "\n", durable=False)
         if len(rows) > 1:
             accuracy_plot(rows, run_dir / "accuracy.png")
         train = self.data.train
@@ -612,14 +556,6 @@ class _Session:
             return
         from .report import build_report
         build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log, painter=painter)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """A run that ended before its first checkpoint leaves no empty folder behind."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 def _solve(cfg, train, log):
@@ -646,19 +582,6 @@ def _test_trust(model, trust, test, classes) -> dict:
     if trust.likeness is not None:
         out["test_not_a_digit"] = a["states"]["not-a-digit"]
     return out
-
-
-def write_history(run_dir: Path, rows: list) -> None:
-    """``history.csv`` (the notebook's columns) and ``history.json``."""
-    from ._files import atomic_write_text
-
-    cols = ["epoch", "train_loss", "val_loss", "val_acc", "seconds"]
-    lines = [",".join(cols)]
-    for r in rows:
-        lines.append(",".join("" if r.get(c) is None else (str(r[c]) if c == "epoch" else f"{r[c]:.6f}")
-                              for c in cols))
-    atomic_write_text(run_dir / "history.csv", "\n".join(lines) + "\n", durable=False)
-    atomic_write_text(run_dir / "history.json", json.dumps(rows, indent=2) + "\n", durable=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

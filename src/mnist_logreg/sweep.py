@@ -46,7 +46,7 @@ assert tuple(SPACE) == SPACE_SETTINGS  # declared in config.py, sampled here
 
 def _check_study(study) -> None:
     """A study's name is one folder name inside the runs folder, for every use of it."""
-    from .run import check_run_name
+    from .runfolder import check_run_name
 
     try:
         check_run_name(study)
@@ -99,8 +99,8 @@ def _trial(trial, cfg, space, folder: Path, log) -> float:
     import optuna
 
     from .errors import TrainingDiverged
-    from .experiments import write_status
     from .run import resolve, train_run
+    from .runfolder import write_status
 
     sampled = {name: SPACE[name](trial) for name in space}
     trial_cfg = resolve(cfg.replace(**sampled))

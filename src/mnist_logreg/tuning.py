@@ -114,7 +114,8 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
     """
     from ._files import atomic_write_text
     from .checkpoint import save
-    from .run import check_run_name, load_training_data, new_run_dir, resolve
+    from .run import load_training_data, resolve
+    from .runfolder import CHECKPOINT, CONFIG, check_run_name, new_run_dir
     from .train import evaluate
 
     check_run_name(name)
@@ -151,9 +152,9 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
     log(f"{'refit on train+val' if search.refit else 'winner'}: test_loss: {t['loss']:.4f}, test_acc: {t['accuracy']:.4f}")
     grid = [{k: v for k, v in r.items() if k != "model"} for r in grid]
     result = TuneResult(run_dir, winner, grid, t["loss"], t["accuracy"], len(train))
-    save(model, run_dir / "checkpoint.pt", config=winner.to_dict(), dataset=cfg.dataset, classes=data.classes,
+    save(model, run_dir / CHECKPOINT, config=winner.to_dict(), dataset=cfg.dataset, classes=data.classes,
          metrics={"test_loss": t["loss"], "test_acc": t["accuracy"], "tune": result.as_dict()})
-    atomic_write_text(run_dir / "config.toml", winner.to_toml())
+    atomic_write_text(run_dir / CONFIG, winner.to_toml())
     atomic_write_text(run_dir / "tune.json", json.dumps(result.as_dict(), indent=2) + "\n")
     log(f"wrote {run_dir / 'tune.json'}, {run_dir / 'checkpoint.pt'}, {run_dir / 'config.toml'}")
     return result

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .answers import RULES, noun_for
 from .errors import ConfigError, setting_ref
+from .runfolder import CHECKPOINT, REPORT
 from .trust import INK, LEVELS, UNUSUAL, blur_kernel
 
 STATIC = Path(__file__).parent / "serve" / "static"
@@ -87,8 +88,8 @@ def run_report(checkpoint) -> Path | None:
     if checkpoint is None:
         return None
     path = Path(checkpoint)
-    folder = path if path.is_dir() else path.parent if path.name == "checkpoint.pt" else None
-    return folder / "report.html" if folder is not None and (folder / "report.html").is_file() else None
+    folder = path if path.is_dir() else path.parent if path.name == CHECKPOINT else None
+    return folder / REPORT if folder is not None and (folder / REPORT).is_file() else None
 
 
 def export_site(ckpt, out, *, force: bool = False) -> Path:
@@ -106,9 +107,9 @@ def export_site(ckpt, out, *, force: bool = False) -> Path:
             shutil.copyfile(STATIC / name, tmp / "static" / name)
         report = run_report(ckpt.path)
         if report is not None:  # the run's report beside the page, linked from it
-            shutil.copyfile(report, tmp / "report.html")
+            shutil.copyfile(report, tmp / REPORT)
         (tmp / "model.js").write_text(model_js(ckpt, examples="browser", links={
-            "docs": None, "report": "report.html" if report is not None else None}), encoding="utf-8")
+            "docs": None, "report": REPORT if report is not None else None}), encoding="utf-8")
         (tmp / MARKER).write_text("a site written by mnist-logreg export --format web; "
                                   "export --force replaces only folders that hold this file\n", encoding="utf-8")
         os.chmod(tmp, 0o755)

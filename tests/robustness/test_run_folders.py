@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from helpers import REPO, SHARED_DATA, listing
 from mnist_logreg import ConfigError, TrainConfig, train_run
-from mnist_logreg.run import new_run_dir
+from mnist_logreg.runfolder import new_run_dir
 
 
 @settings(max_examples=300, deadline=None)

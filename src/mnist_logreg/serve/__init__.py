@@ -585,15 +585,16 @@ def snapshot_run(checkpoint) -> Path:
 
     from .._files import read_input
     from ..checkpoint import MAX_CHECKPOINT_BYTES
+    from ..runfolder import CHECKPOINT, REPORT
 
     src = Path(checkpoint)
     folder = src if src.is_dir() else None
-    data = read_input(folder / "checkpoint.pt" if folder else src, MAX_CHECKPOINT_BYTES)
+    data = read_input(folder / CHECKPOINT if folder else src, MAX_CHECKPOINT_BYTES)
     snap = Path(tempfile.mkdtemp(prefix="mnist-logreg-serve-"))
-    (snap / "checkpoint.pt").write_bytes(data)
+    (snap / CHECKPOINT).write_bytes(data)
     report = _report_of(checkpoint)
     if report is not None:
-        (snap / "report.html").write_bytes(report)
+        (snap / REPORT).write_bytes(report)
     return snap
 
 
