@@ -1,6 +1,5 @@
 """The tutorial notebook runs top to bottom in a real kernel, with no cell error."""
 import shutil
-import time
 
 import pytest
 
@@ -20,10 +19,10 @@ def test_notebook_has_no_stored_outputs():
 def test_notebook_runs_end_to_end(tmp_path):
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
     nb = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
-    t0 = time.time()
+    # timeout: a cell that hangs fails; how fast the notebook runs is bench/'s to measure (a
+    # whole-run limit of 180 s failed on a machine where the C kernel ran 24x slower than here)
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert time.time() - t0 < 180
     outputs = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
                       for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Epoch [20], val_loss:" in outputs and "7850" in outputs
