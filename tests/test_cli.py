@@ -143,7 +143,7 @@ def test_help_shows_every_default(run_cli):
     (["train", "--device", "cuda"], "no CUDA device"),
     (["train", "--engine", "native", "--optimizer", "sgd"], "--engine native cannot run here: it runs Adam and AdamW only"),
     (["train", "--distill-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be between 0 and 1, got 2.0"),
-    (["train", "--epochs", "3", "--average-from", "4"], "--average-from 4 is after the run's last epoch (3)"),
+    (["train", "--epochs", "3", "--average-from", "4"], "--average-from must be an epoch of this run (1..3), got 4"),
     (["train", "--loss-q", "1.5"], "--loss-q must be between 0 and 1, got 1.5"),
     (["train", "--loss-cap", "0"], "must be a positive number"),
     (["train", "--loss-q", "0.5", "--distill-epochs", "1"], "--loss-q works with hard labels only"),

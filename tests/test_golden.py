@@ -67,8 +67,8 @@ def train_cli(tmp_path, name, args):
 
 
 def _native_available():
-    from mnist_logreg.train import _native_lib
-    return _native_lib() is not None
+    from mnist_logreg.engines import native_lib
+    return native_lib() is not None
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -388,3 +388,5 @@ int mlr_hvp(const void *X, int x_u8, int64_t d, int64_t n, float scale, const fl
 }
 
 int mlr_classes(void) { return K; }
+/* the rows mlr_evaluate and mlr_hvp take at a time: their callers size the scratch by it */
+int mlr_eval_block(void) { return EVAL_BLOCK; }

@@ -247,11 +247,9 @@ class TrainConfig(_Settings):
         if self.loss_q and soft:
             raise ConfigError(f"{_ref('loss_q')} works with hard labels only, not with distillation's soft "
                               f"targets ({_ref('distill_epochs')})")
-        if self.engine in ("native", "torchscript") and self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"{_ref('engine')} {self.engine} cannot run here: it runs Adam and AdamW only")
-        if self.engine == "native" and soft:
-            raise ConfigError(f"{_ref('engine')} native cannot run here: it trains on hard labels only, not on "
-                              f"distillation's soft targets")
+        why = engine_limit(self.engine, self.optimizer, soft)
+        if why:
+            raise ConfigError(f"{_ref('engine')} {self.engine} cannot run here: {why}")
 
     @classmethod
     def preset(cls, name: str) -> "TrainConfig":
@@ -446,6 +444,27 @@ def _toml_value(v) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     # a TOML basic string: JSON's escapes are TOML's, except that DEL must be escaped too
     return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+ADAM_ONLY = "it runs Adam and AdamW only"
+HARD_LABELS_ONLY = "it trains on hard labels only, not on distillation's soft targets"
+
+
+def engine_limit(engine: str, optimizer: str, soft: bool) -> str | None:
+    """Why ``engine`` cannot run ``optimizer`` (with distillation's ``soft`` targets) on any
+    machine, or None; engines.py adds what depends on the machine (a compiler, TorchScript)."""
+    if engine in ("native", "torchscript") and optimizer not in ("adam", "adamw"):
+        return ADAM_ONLY
+    if engine == "native" and soft:
+        return HARD_LABELS_ONLY
+    return None
+
+
+def check_average_from(average_from, last_epoch: int) -> None:
+    """Weight averaging starts at an epoch of the run: 1..last_epoch (None: no averaging)."""
+    if average_from is not None and not 1 <= average_from <= last_epoch:
+        raise ConfigError(f"{_ref('average_from')} must be an epoch of this run (1..{last_epoch}), "
+                          f"got {average_from}")
 
 
 def resumable(name: str) -> bool:

@@ -26,7 +26,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RUN_FOLDER, TrainConfig, resumable
+from .config import RUN_FOLDER, TrainConfig, check_average_from, resumable
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from .errors import setting_ref as _ref
 from .runfolder import (
@@ -215,7 +215,7 @@ def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_
 def _check_before_reading(cfg: TrainConfig) -> str:
     """The device, and the settings that cannot run here refused before any data is read
     or any file written."""
-    from .train import check_engine
+    from .engines import check_engine
 
     device = _device(cfg.device)
     if cfg.tensorboard is not None:
@@ -224,9 +224,7 @@ def _check_before_reading(cfg: TrainConfig) -> str:
         check_folder(cfg)
     if cfg.solver == "minibatch":
         check_engine(cfg.engine, cfg.optimizer, device, soft=cfg.distill_epochs > 0)
-        if cfg.average_from is not None and cfg.average_from > cfg.epochs:
-            raise ConfigError(f"{_ref('average_from')} {cfg.average_from} is after the run's last epoch "
-                              f"({cfg.epochs})")
+        check_average_from(cfg.average_from, cfg.epochs)
     return device
 
 

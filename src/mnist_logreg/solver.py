@@ -276,8 +276,9 @@ class _NativeHvp:
     def __init__(self, lib, x, scale):
         self.lib, self.x, self.scale = lib, x.contiguous(), float(scale)
         n, d = self.x.shape
-        self.rows = torch.empty(2 * 128, dtype=torch.int64)  # EVAL_BLOCK of _kernel.c
-        self.z, self.xs = torch.empty(128, 10), torch.empty(128, d)
+        block = lib.mlr_eval_block()  # the rows the kernel takes at a time: scratch for that many
+        self.rows = torch.empty(2 * block, dtype=torch.int64)
+        self.z, self.xs = torch.empty(block, 10), torch.empty(block, d)
         self.tw, self.tb = torch.empty(10, d), torch.empty(10)
         self.hv, self.hb = torch.empty(10, d, dtype=torch.float64), torch.empty(10, dtype=torch.float64)
 
@@ -297,13 +298,13 @@ def _native_hvp(prob: _Problem, x64, images=None):
     values are k/255 to float32 precision (images scaled to [0, 1]: a quarter of the memory
     traffic of float32; the Hessian only steers conjugate gradients, the float64 gradient
     decides convergence); else as float32."""
-    from .train import _native_lib
+    from .engines import native_lib
 
     if prob.w is not None or prob.onehot.shape[1] != 10 or prob.mask[-1] != 0:
         return None
     if os.environ.get("MNIST_LOGREG_SOLVER_NATIVE", "1") == "0":
         return None
-    lib = _native_lib()
+    lib = native_lib()
     if lib is None or not hasattr(lib, "mlr_hvp"):
         return None
     if images is not None:
