@@ -69,6 +69,12 @@ def test_any_command_line_is_exit_0_or_one_line(sub, places, run_cli, monkeypatc
         cfg.replace(dry_run=True, threads=None, tol=max(cfg.tol, 1e-4)),
         search.replace(max_epochs=min(search.max_epochs, 2), lams=search.lams[:1], lrs=search.lrs[:1]),
         tmp_path / "tune", log=None))
+    # tune --search optuna: the same, one trial of a dry run (it ran whole studies on MNIST, the
+    # suite's slowest test); --best and --refit read and train what that trial left
+    import mnist_logreg.sweep as sweep
+    real_sweep = sweep.sweep
+    monkeypatch.setattr(sweep, "sweep", lambda cfg, study, storage=None, *, trials=20, **k: real_sweep(
+        cfg.replace(dry_run=True, threads=None), study, storage, trials=min(trials, 1), **k))
 
     @settings(max_examples=int(os.environ.get("ARGV_EXAMPLES", 15)), deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
