@@ -196,20 +196,29 @@ def _train_and_write(cfg, run_dir, resumed, device, report, log, progress, runs_
     data = load_training_data(cfg, log)
     if not test:
         data.test = None
-    session = _Session(cfg, device, data, resumed, log)
-    session.callback = on_epoch
     fresh = run_dir is None  # a resumed run's folder is locked by Run.resume already
-    session.run_dir = new_run_dir(runs_dir, name, cfg.dataset) if fresh else run_dir
-    with locked(session.run_dir) if fresh else nullcontext(), session.board():
-        log(f"run folder: {session.run_dir}")
-        if not fresh:  # the last session's "complete" no longer holds: this one writes its own ending
-            (session.run_dir / STATUS).unlink(missing_ok=True)
-        if cfg.solver == "newton":
-            session.train_newton()
-        else:
-            session.train_minibatch(progress)
-        session.finish(report, painter)
-    return Run(session.run_dir)  # its checkpoint is read when first asked for
+    run_dir = new_run_dir(runs_dir, name, cfg.dataset) if fresh else run_dir
+    with locked(run_dir) if fresh else nullcontext():
+        try:
+            session = _Session(cfg, device, data, resumed, run_dir, log, on_epoch)
+        except BaseException:
+            remove_if_empty(run_dir)  # nothing was written: no empty folder left behind
+            raise
+        with session.board():
+            _run_session(session, fresh, report, painter, progress)
+    return Run(run_dir)  # its checkpoint is read when first asked for
+
+
+def _run_session(session, fresh, report, painter, progress) -> None:
+    """Train (Newton or minibatch) in the session's folder, then write everything else."""
+    session.log(f"run folder: {session.run_dir}")
+    if not fresh:  # the last session's "complete" no longer holds: this one writes its own ending
+        (session.run_dir / STATUS).unlink(missing_ok=True)
+    if session.cfg.solver == "newton":
+        session.train_newton()
+    else:
+        session.train_minibatch(progress)
+    session.finish(report, painter)
 
 
 def _check_before_reading(cfg: TrainConfig) -> str:
@@ -291,14 +300,15 @@ class _Session:
     """One training session of a run: the model, its optimizer and history, the checkpoint
     they are saved to, and the last complete epoch kept in memory for Ctrl-C."""
 
-    def __init__(self, cfg, device, data: TrainingData, resumed, log):
+    def __init__(self, cfg, device, data: TrainingData, resumed, run_dir: Path, log, callback=None):
         import torch
 
         from .model import MnistModel
         from .train import History, make_optimizer
 
         self.cfg, self.device, self.data, self.log = cfg, device, data, log
-        self.run_dir = None
+        self.run_dir = run_dir
+        self.callback = callback  # train_run's on_epoch
         torch.manual_seed(cfg.seed)
         self.model = MnistModel(transform=cfg.transform).to(device)
         self.opt = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
@@ -317,7 +327,6 @@ class _Session:
         self.config_written = False  # config.toml: once per session, beside the first checkpoint
         self.info = {}  # what the solver or distillation adds to the metrics
         self.tb = None  # a tboard.Board while the session logs to TensorBoard
-        self.callback = None  # train_run's on_epoch
         log(f"MnistModel: {self.model.num_parameters():,} parameters (linear.weight 10x784 + linear.bias 10)")
         log(f"data: {len(data.train):,} train, {len(data.val) if data.val else 0:,} validation"
             + (f", {len(data.test):,} test" if data.test is not None else "") + f" ({cfg.dataset})")
