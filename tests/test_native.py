@@ -77,3 +77,25 @@ def test_kernel_is_clean_under_address_sanitizer(tmp_path):
     r = subprocess.run([sys.executable, "-c", ASAN_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("clean"), r.stderr[-3000:]
     assert "AddressSanitizer" not in r.stderr
+
+
+def test_auto_takes_the_kernel_only_where_it_is_the_fast_engine(monkeypatch):
+    """engine auto and Newton's Hessian products use the C kernel where it was built with
+    AVX-512 (its blocks' size); elsewhere TorchScript and torch, which measured faster there."""
+    import torch
+
+    from mnist_logreg import MnistModel, fit
+    from mnist_logreg.engines import native_is_fast, native_lib
+    from mnist_logreg.solver import _native_hvp, _Problem
+
+    if native_lib() is None:
+        pytest.skip("no C compiler")
+    x, y = torch.rand(300, 784), torch.randint(0, 10, (300,))
+    expected = "native" if native_is_fast() else "torchscript"
+    assert fit(MnistModel(), (x, y), None, epochs=1, log=None).engine == expected
+    prob = _Problem(x.double(), y, 1e-3)
+    assert (_native_hvp(prob, x.double()) is not None) == native_is_fast()
+    monkeypatch.setenv("MNIST_LOGREG_SOLVER_NATIVE", "1")
+    assert _native_hvp(prob, x.double()) is not None
+    monkeypatch.setenv("MNIST_LOGREG_SOLVER_NATIVE", "0")
+    assert _native_hvp(prob, x.double()) is None

@@ -390,3 +390,12 @@ int mlr_hvp(const void *X, int x_u8, int64_t d, int64_t n, float scale, const fl
 int mlr_classes(void) { return K; }
 /* the rows mlr_evaluate and mlr_hvp take at a time: their callers size the scratch by it */
 int mlr_eval_block(void) { return EVAL_BLOCK; }
+/* 1 where the build has AVX-512, whose 32 registers the 4 x 5 blocks above are sized for; on
+ * AVX2 (16 registers of half the width) they spill to the stack and lose to torch (engines.py) */
+int mlr_avx512(void) {
+#ifdef __AVX512F__
+    return 1;
+#else
+    return 0;
+#endif
+}

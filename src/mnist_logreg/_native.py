@@ -107,6 +107,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.mlr_hvp.argtypes = [p, i32, i64, i64, f32, p, p, p, p, p, p, p, p, p, p]
     lib.mlr_classes.restype = i32
     lib.mlr_eval_block.restype = i32
+    lib.mlr_avx512.restype = i32
     return lib
 
 

@@ -293,19 +293,19 @@ class _NativeHvp:
 
 def _native_hvp(prob: _Problem, x64, images=None):
     """A _NativeHvp for ``prob`` where the C kernel runs, else None: it computes unweighted
-    products for 10 classes with a bias, and MNIST_LOGREG_SOLVER_NATIVE=0 turns it off. It
+    products for 10 classes with a bias, where it is faster than torch (engines.native_is_fast:
+    an AVX-512 build); MNIST_LOGREG_SOLVER_NATIVE=1 asks for it anyway, =0 never. It
     reads ``images`` (uint8 pixels, scale 1/255) when given; else ``x64`` as bytes when its
     values are k/255 to float32 precision (images scaled to [0, 1]: a quarter of the memory
     traffic of float32; the Hessian only steers conjugate gradients, the float64 gradient
     decides convergence); else as float32."""
-    from .engines import native_lib
+    from .engines import native_is_fast, native_lib
 
     if prob.w is not None or prob.onehot.shape[1] != 10 or prob.mask[-1] != 0:
         return None
-    if os.environ.get("MNIST_LOGREG_SOLVER_NATIVE", "1") == "0":
-        return None
-    lib = native_lib()
-    if lib is None or not hasattr(lib, "mlr_hvp"):
+    choice = os.environ.get("MNIST_LOGREG_SOLVER_NATIVE", "auto")
+    lib = native_lib() if choice != "0" else None
+    if lib is None or not (choice == "1" or native_is_fast()):
         return None
     if images is not None:
         return _NativeHvp(lib, images.reshape(len(images), -1), 1.0 / 255)

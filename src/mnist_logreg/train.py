@@ -200,7 +200,8 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
     - ``engine``: how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
       (the C kernel of ``_kernel.c``, built on first use; CPU, float32), "torchscript" (a
       compiled chunk of torch ops; any device), "python" (the plain loop of ``_python_engine``,
-      which also runs every other optimizer), or "auto": the first of these that applies here.
+      which also runs every other optimizer), or "auto": the fastest that applies here (native
+      where the kernel was built with AVX-512, which its blocks are sized for; else TorchScript).
 
     Returns
     -------
