@@ -227,7 +227,8 @@ class TrainConfig(_Settings):
     engine: str = setting(
         "auto", "how minibatch Adam/AdamW epochs run, all the same maths: native (a C kernel built on first "
                 "use with the system C compiler, CPU), torchscript, python; auto picks the fastest that applies: "
-                "native on a CPU with AVX-512, else torchscript (the run's metrics record which ran)", choices=ENGINES, resumable=True)
+                "native on a CPU with AVX-512, else torchscript (the run's metrics record which ran)",
+        choices=ENGINES, resumable=True)
     device: str = setting("auto", "cpu, cuda, cuda:N, or auto (cuda when present)", resumable=True)
     checkpoint_every: int = setting(1, "write checkpoint.pt every N epochs (atomically)", low=1, high=10**6,
                                     resumable=True)

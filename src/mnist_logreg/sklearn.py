@@ -231,10 +231,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("the samples with positive weight must cover at least 2 classes")
         return torch.from_numpy(w)
 
-    def _lam(self, total_weight: float) -> float:
-        """Our mean-objective L2 strength; two classes fitted as softmax need twice the
-        penalty for w_1 - w_0 to be LogisticRegression's binary coefficients."""
-        return (2.0 if len(self.classes_) == 2 else 1.0) / (self.C * total_weight)
+    def _lam(self, codes, weights) -> float:
+        """Our mean-objective L2 strength, 1 / (C * total weight); two classes fitted as softmax
+        need twice the penalty for w_1 - w_0 to be LogisticRegression's binary coefficients."""
+        total = len(codes) if weights is None else float(weights.sum())
+        return (2.0 if len(self.classes_) == 2 else 1.0) / (self.C * total)
 
     def _initial_theta(self, d: int):
         K = len(self.classes_)
@@ -249,7 +250,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         from .train import num_threads
 
         K, seed = len(self.classes_), int(check_random_state(self.random_state).randint(2**31 - 1))
-        lam = self._lam(len(codes) if weights is None else float(weights.sum()))
+        lam = self._lam(codes, weights)
         with num_threads(self.threads), torch.no_grad():
             problem = _SparseProblem if sparse.issparse(X) else _Problem
             prob = problem(X, codes, lam, K, weights=weights, intercept=self.fit_intercept)
@@ -271,7 +272,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         settings = {name: getattr(self, name) for name in _MINIBATCH}
         x = torch.from_numpy(X.toarray()) if sparse.issparse(X) else X
-        lam = self._lam(len(codes) if weights is None else float(weights.sum()))
+        lam = self._lam(codes, weights)
         theta, train_loss = minibatch_theta((x, codes), self._initial_theta(X.shape[1]), lam, seed,
                                             threads=self.threads, log=self._log(), sample_weight=weights, **settings)
         self.objective_ = train_loss

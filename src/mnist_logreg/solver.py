@@ -69,9 +69,7 @@ class _Problem:
         self.n, self.d = len(y), self.x.shape[1]
         self.lam = lam
         self.onehot = torch.nn.functional.one_hot(y, num_classes).to(torch.float64)
-        self.mask = torch.ones(self.d, dtype=torch.float64)
-        if intercept:
-            self.mask[-1] = 0  # the bias is not penalised
+        self.mask = _penalty_mask(self.d, intercept)
         # the Hessian's copy of the data: float32 from FLOAT32_ENTRIES entries (see hvp)
         self.xh = self.x.float() if self.x.numel() >= FLOAT32_ENTRIES else self.x
         # per-sample weights summing to 1 (None: 1/n each, kept as a division for exactness)
@@ -126,12 +124,18 @@ class _Problem:
     def torch_hvp(self, p, v):
         dt = self.xh.dtype
         p = p.to(dt)
-        a = (v.to(dt) @ self.xh.T).T              # directional derivative of the logits (n, K)
-        pa = p * a
+        pa = p * self._hvp_logits(v.to(dt))      # p times the directional derivative of the logits (n, K)
         b = pa - p * pa.sum(1, keepdim=True)      # (diag(p) - p p^T) a, row by row
         if self.w is not None:
-            return ((b * self.w.to(dt)).T @ self.xh).double() + self.lam * v * self.mask
-        return (b.T @ self.xh).double() / self.n + self.lam * v * self.mask
+            return self._hvp_back(b * self.w.to(dt)) + self.lam * v * self.mask
+        return self._hvp_back(b) / self.n + self.lam * v * self.mask
+
+    # hvp's two passes over the data, at its precision (xh's dtype), back in float64
+    def _hvp_logits(self, v):
+        return (v @ self.xh.T).T
+
+    def _hvp_back(self, b):
+        return (b.T @ self.xh).double()
 
     def preconditioner(self, samples, seed):
         """A function p -> (r -> M^-1 r), M approximating the Hessian at probabilities ``p`` by
@@ -183,6 +187,14 @@ class _Problem:
         return torch.diag((p * self.w).sum(0)) - (p * self.w).T @ p
 
 
+def _penalty_mask(d: int, intercept: bool):
+    """1 for each penalised column of theta; 0 for the bias, which is not penalised."""
+    mask = torch.ones(d, dtype=torch.float64)
+    if intercept:
+        mask[-1] = 0
+    return mask
+
+
 def _zero_sum(m):
     """``m`` with each column's mean over the classes removed (rows summing to zero)."""
     return m - m.mean(0, keepdim=True)
@@ -202,10 +214,7 @@ class _SparseProblem(_Problem):
         super().__init__(dummy, y, lam, num_classes, weights=weights, intercept=False)
         self.x = None
         self.xh = torch.empty(0, dtype=torch.float64)  # the products are scipy's, in float64
-        self.d = x.shape[1]
-        self.mask = torch.ones(self.d, dtype=torch.float64)
-        if intercept:
-            self.mask[-1] = 0
+        self.d, self.mask = x.shape[1], _penalty_mask(x.shape[1], intercept)
 
     def _logits(self, theta):
         return torch.from_numpy(np.asarray(self.xs @ theta.T.numpy()))
@@ -213,12 +222,8 @@ class _SparseProblem(_Problem):
     def _back(self, r):
         return torch.from_numpy(np.ascontiguousarray(np.asarray(self.xt @ r.numpy()).T))
 
-    def torch_hvp(self, p, v):
-        p = p.double()
-        pa = p * self._logits(v)
-        b = pa - p * pa.sum(1, keepdim=True)
-        b = b / self.n if self.w is None else b * self.w
-        return self._back(b) + self.lam * v * self.mask
+    # hvp's passes are the same products, in float64 (xh is an empty float64 tensor)
+    _hvp_logits, _hvp_back = _logits, _back
 
     def _gram(self, rows):
         sub, ws = self.xs[rows.numpy()], self._row_weights(rows).numpy()

@@ -249,13 +249,8 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         history.engine = engine
 
         def end_epoch(epoch, train_loss, seconds):
-            if epoch > start_epoch and (not math.isfinite(train_loss) or not torch.isfinite(W).all()
-                                        or float(W.abs().max()) > MAX_WEIGHT or float(b.abs().max()) > MAX_WEIGHT):
-                what = (f"the loss became {train_loss}" if not math.isfinite(train_loss) else
-                        f"the weights grew beyond {MAX_WEIGHT:g}, which no checkpoint may hold")
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch}: {what} (lr={_lr(opt):g}); try a smaller learning rate, "
-                    f"e.g. {_ref('lr')} {_lr(opt) / 10:g}")
+            if epoch > start_epoch:
+                _check_diverged(epoch, train_loss, W, b, opt)
             row = {"epoch": epoch, "train_loss": train_loss, **_val_row(evaluate_val), "seconds": seconds}
             history.rows.append(row)
             if epoch > start_epoch and on_epoch is not None:
@@ -308,6 +303,17 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         b.grad = None
         _set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
     return history
+
+
+def _check_diverged(epoch, train_loss, W, b, opt) -> None:
+    """TrainingDiverged when the epoch's loss is not finite or the weights left what a
+    checkpoint may hold."""
+    if (not math.isfinite(train_loss) or not torch.isfinite(W).all()
+            or float(W.abs().max()) > MAX_WEIGHT or float(b.abs().max()) > MAX_WEIGHT):
+        what = (f"the loss became {train_loss}" if not math.isfinite(train_loss) else
+                f"the weights grew beyond {MAX_WEIGHT:g}, which no checkpoint may hold")
+        raise TrainingDiverged(f"training diverged in epoch {epoch}: {what} (lr={_lr(opt):g}); try a smaller "
+                               f"learning rate, e.g. {_ref('lr')} {_lr(opt) / 10:g}")
 
 
 def _val_row(evaluate_val) -> dict:
