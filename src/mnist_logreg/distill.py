@@ -74,3 +74,22 @@ def soft_targets(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor, temperatu
         raise ConfigError(f"{_ref('distill_alpha')} must be between 0 and 1, got {alpha}")
     logits = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
     return alpha * F.one_hot(y, classes).to(logits.dtype) + (1 - alpha) * torch.softmax(logits / temperature, 1)
+
+
+def distill_for_run(cfg, train, val=None, device="cpu", log=None) -> tuple[torch.Tensor, dict]:
+    """A run's soft targets for ``train`` (an ImageSet), from a teacher trained as ``cfg`` says
+    (``distill_epochs``, ``distill_temperature``, ``distill_alpha``, ``seed``), and what the
+    run's metrics record of it: the settings, and the teacher's accuracy on ``val`` if given."""
+    log = log or (lambda *a, **k: None)
+    log(f"distillation: training the teacher CNN for {cfg.distill_epochs} epochs")
+    with torch.no_grad():
+        xt = train.features().to(device)
+    teacher = train_teacher(xt, train.labels.to(device), cfg.distill_epochs, seed=cfg.seed, log=log)
+    soft = soft_targets(teacher, xt, train.labels.to(device), cfg.distill_temperature, cfg.distill_alpha)
+    info = {"teacher_epochs": cfg.distill_epochs, "temperature": cfg.distill_temperature, "alpha": cfg.distill_alpha}
+    if val is not None:
+        with torch.no_grad():
+            right = teacher(val.features().to(device)).argmax(1) == val.labels.to(device)
+        info["teacher_val_acc"] = float(right.float().mean())
+        log(f"teacher val_acc: {info['teacher_val_acc']:.4f}")
+    return soft, info

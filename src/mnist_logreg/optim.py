@@ -147,3 +147,17 @@ def make_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: f
     if name == "sgd":
         return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r}; choose from: {', '.join(OPTIMIZERS)}")
+
+
+def current_lr(opt) -> float:
+    """The learning rate ``opt`` steps with now (ours, or a ``torch.optim`` optimizer's first group)."""
+    return opt.lr if isinstance(opt, Optimizer) else opt.param_groups[0]["lr"]
+
+
+def set_lr(opt, lr: float) -> None:
+    """Set ``opt``'s learning rate (every group of a ``torch.optim`` optimizer): the schedule's step."""
+    if isinstance(opt, Optimizer):
+        opt.lr = lr
+    else:
+        for group in opt.param_groups:
+            group["lr"] = lr

@@ -18,8 +18,6 @@ Example (docs/api.md runs it as a doctest, with the data)::
 """
 from __future__ import annotations
 
-import copy
-import json
 import os
 import sys
 from contextlib import contextmanager, nullcontext
@@ -30,16 +28,14 @@ from .config import RUN_FOLDER, TrainConfig, check_average_from, resumable
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from .errors import setting_ref as _ref
 from .runfolder import (
-    CHECKPOINT,
     CONFIG,
-    METRICS,
     STATUS,
+    Checkpoints,
     check_run_name,
     locked,
     new_run_dir,
     remove_if_empty,
-    write_history,
-    write_status,
+    write_results,
 )
 
 
@@ -297,23 +293,18 @@ def with_extra_images(train, cfg: TrainConfig, log=print):
 
 
 class _Session:
-    """One training session of a run: the model, its optimizer and history, the checkpoint
-    they are saved to, and the last complete epoch kept in memory for Ctrl-C."""
+    """One training session of a run: the model, its optimizer and history, trained by the
+    exact solver or by minibatches, its checkpoints (runfolder.Checkpoints) and, when it
+    finishes, its calibration, metrics and files."""
 
     def __init__(self, cfg, device, data: TrainingData, resumed, run_dir: Path, log, callback=None):
-        import torch
-
-        from .model import MnistModel
-        from .train import History, make_optimizer
+        from .train import History
 
         self.cfg, self.device, self.data, self.log = cfg, device, data, log
         self.run_dir = run_dir
         self.callback = callback  # train_run's on_epoch
-        torch.manual_seed(cfg.seed)
-        self.model = MnistModel(transform=cfg.transform).to(device)
-        self.opt = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+        self.model, self.opt = _model_and_optimizer(cfg, device)
         self.history = History()
-        self.start_epoch = 0
         if resumed is not None:
             self.model.load_state_dict(resumed.model.state_dict())
             try:
@@ -321,31 +312,14 @@ class _Session:
             except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as e:
                 raise ConfigError(f"{resumed.path}: optimizer state does not fit: {e}") from None
             self.history.rows = list(resumed.history)
-            self.start_epoch = resumed.epoch
+        self.start_epoch = resumed.epoch if resumed is not None else 0
         self.trust = resumed.trust if resumed is not None else None  # refitted when the session finishes
-        self.written, self.snapshot = self.start_epoch, None
-        self.config_written = False  # config.toml: once per session, beside the first checkpoint
+        self.checkpoints = Checkpoints(run_dir, cfg, data.classes, written=self.start_epoch)
         self.info = {}  # what the solver or distillation adds to the metrics
         self.tb = None  # a tboard.Board while the session logs to TensorBoard
         log(f"MnistModel: {self.model.num_parameters():,} parameters (linear.weight 10x784 + linear.bias 10)")
         log(f"data: {len(data.train):,} train, {len(data.val) if data.val else 0:,} validation"
             + (f", {len(data.test):,} test" if data.test is not None else "") + f" ({cfg.dataset})")
-
-    @property
-    def ckpt_path(self) -> Path:
-        return self.run_dir / CHECKPOINT
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def write_checkpoint(self, epoch, metrics=None):
-        from ._files import atomic_write_text
-        from .checkpoint import save
-
-        save(self.model, self.ckpt_path, optimizer=self.opt, epoch=epoch, config=self.cfg.to_dict(),
-             dataset=self.cfg.dataset, classes=self.data.classes, metrics=metrics or {}, history=self.history.rows,
-             trust=self.trust)
-        if not self.config_written:
-            atomic_write_text(self.run_dir / CONFIG, self.cfg.to_toml(), durable=False)
-            self.config_written = True
 
     @contextmanager
     def board(self):
@@ -359,29 +333,6 @@ class _Session:
             yield
         finally:
             self.tb.close()
-
-    def on_epoch(self, epoch, row, opt):
-        if self.tb is not None:
-            from .train import _lr
-            self.tb.epoch(row, _lr(opt))
-        if epoch % self.cfg.checkpoint_every == 0:
-            self.write_checkpoint(epoch)
-            self.written, self.snapshot = epoch, None
-        else:  # 7,850 weights and the optimizer state: cheap to keep for Ctrl-C
-            self.snapshot = (epoch, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict()),
-                             list(self.history.rows))
-        if self.callback is not None:
-            self.callback(epoch, row)
-
-    def save_snapshot(self):
-        if self.snapshot is None:
-            return
-        epoch, model_sd, opt_sd, rows = self.snapshot
-        self.model.load_state_dict(model_sd)
-        self.opt.load_state_dict(opt_sd)
-        self.history.rows[:] = rows
-        self.write_checkpoint(epoch)
-        self.written = epoch
 
     # -- the two solvers -----------------------------------------------------------------------
     def train_newton(self):
@@ -399,170 +350,154 @@ class _Session:
         self.history.rows.append({**row, "seconds": result.seconds})
         if self.tb is not None:
             self.tb.epoch(self.history.rows[-1], 0.0)
-        self.info["solver"] = {
-            "objective": result.objective, "grad_norm": result.grad_norm, "iterations": result.iterations,
-            "hessian_products": result.hessian_products, "converged": result.converged,
-            "seconds": round(result.seconds, 3), "lam": cfg.lam, "tol": cfg.tol,
-            "sklearn_C": 1.0 / (cfg.lam * len(self.data.train))}
+        self.info["solver"] = {**result.info(), "lam": cfg.lam, "tol": cfg.tol,
+                               "sklearn_C": 1.0 / (cfg.lam * len(self.data.train))}
 
     def train_minibatch(self, progress):
+        from .distill import distill_for_run
         from .train import fit
 
-        cfg = self.cfg
-        soft = self.distill() if cfg.distill_epochs else None
+        cfg, data = self.cfg, self.data
+        soft = None
+        if cfg.distill_epochs:
+            soft, self.info["distillation"] = distill_for_run(cfg, data.train, data.val, self.device, self.log)
         try:
-            fit(self.model, self.data.train, self.data.val, cfg, epochs=cfg.epochs - self.start_epoch,
-                optimizer=self.opt, soft_targets=soft, start_epoch=self.start_epoch, history=self.history,
-                on_epoch=self.on_epoch, progress=progress, log=self.log)
+            fit(self.model, data.train, data.val, cfg, epochs=cfg.epochs - self.start_epoch, optimizer=self.opt,
+                soft_targets=soft, start_epoch=self.start_epoch, history=self.history, on_epoch=self.on_epoch,
+                progress=progress, log=self.log)
         except (TrainingInterrupted, KeyboardInterrupt) as e:
-            self.save_snapshot()
-            self.record("interrupted", "Ctrl-C")
-            e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")
-            if self.ckpt_path.exists():
-                raise TrainingInterrupted(
-                    f"{e}; saved the last complete epoch ({self.written}) in {self.ckpt_path}; continue with: "
-                    f"mnist-logreg train --resume {self.run_dir} --epochs N (in Python: "
-                    f"Run.open(path).resume(epochs=N))") from None
-            remove_if_empty(self.run_dir)
-            raise TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume") from None
+            self.checkpoints.save_kept(self.model, self.opt, self.history.rows, self.trust)
+            raise self._interrupted(e) from None
         except TrainingDiverged as e:
-            self.save_snapshot()
-            self.record("diverged", str(e).split(";")[0])
-            kept = (f"; the last good checkpoint (epoch {self.written}) is kept in {self.ckpt_path}"
-                    if self.ckpt_path.exists() else remove_if_empty(self.run_dir) or "; no run folder is left")
-            raise TrainingDiverged(e.template + kept) from None  # its settings stay marked for the CLI
+            self.checkpoints.save_kept(self.model, self.opt, self.history.rows, self.trust)
+            raise self._diverged(e) from None
 
-    def record(self, status, message="", epoch=None):
-        """status.json: how this session ended, for ``mnist-logreg runs`` (once a checkpoint exists)."""
-        if self.ckpt_path.exists():
-            write_status(self.run_dir, status, self.written if epoch is None else epoch, message)
+    def on_epoch(self, epoch, row, opt):
+        if self.tb is not None:
+            from .optim import current_lr
+            self.tb.epoch(row, current_lr(opt))
+        self.checkpoints.epoch_done(epoch, self.model, self.opt, self.history.rows, self.trust)
+        if self.callback is not None:
+            self.callback(epoch, row)
 
-    # -- how far to trust the answers --------------------------------------------------------
-    def fit_trust(self):
-        """Calibration and digit-likeness (trust.py), on the validation split, or without one on
-        ``calibration_holdout`` images held out of a first model trained the same way."""
-        from .data import split
-        from .trust import fit_trust
+    def _interrupted(self, e) -> TrainingInterrupted:
+        ckpt = self.checkpoints
+        ckpt.record("interrupted", "Ctrl-C")
+        e = e if isinstance(e, TrainingInterrupted) else TrainingInterrupted("interrupted")
+        if not ckpt.path.exists():
+            remove_if_empty(self.run_dir)
+            return TrainingInterrupted(f"{e} before the first epoch ended: nothing to resume")
+        return TrainingInterrupted(
+            f"{e}; saved the last complete epoch ({ckpt.written}) in {ckpt.path}; continue with: mnist-logreg "
+            f"train --resume {self.run_dir} --epochs N (in Python: Run.open(path).resume(epochs=N))")
 
-        cfg, data, log = self.cfg, self.data, self.log
-        if data.val is not None:
-            log(f"calibration: fitted on the validation split ({len(data.val):,} images)")
-            return fit_trust(self.model, data.train, data.val, heldout=f"the validation split ({len(data.val):,} images)")
-        held = min(cfg.calibration_holdout, len(data.train) // 5)
-        if not held:
-            log("calibration: none (no validation split and no calibration_holdout)")
-            return None
-        fit_set, heldout = split(data.train, held, cfg.seed + 1)
-        log(f"calibration: training a first model without {held:,} held-out images (val_size is 0), to fit "
-            f"the calibration on them")
-        probe = self.train_probe(fit_set)
-        return fit_trust(self.model, fit_set, heldout, probe_model=probe,
-                         heldout=f"{held:,} images held out of a first model's training")
+    def _diverged(self, e) -> TrainingDiverged:
+        ckpt = self.checkpoints
+        ckpt.record("diverged", str(e).split(";")[0])
+        kept = (f"; the last good checkpoint (epoch {ckpt.written}) is kept in {ckpt.path}"
+                if ckpt.path.exists() else remove_if_empty(self.run_dir) or "; no run folder is left")
+        return TrainingDiverged(e.template + kept)  # its settings stay marked for the CLI
 
-    def train_probe(self, fit_set):
-        """A model trained as this run's, from scratch, on ``fit_set``, with no files written."""
-        import torch
-
-        from .model import MnistModel
-        from .train import fit, make_optimizer
-
-        cfg = self.cfg
-        if cfg.solver == "newton":
-            return _solve(cfg, fit_set, None).model
-        torch.manual_seed(cfg.seed)
-        model = MnistModel(transform=cfg.transform).to(self.device)
-        opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-        soft = self.distill(fit_set, quiet=True) if cfg.distill_epochs else None
-        # as many steps as the final model: it trains on more images per epoch, and longer
-        # training is more confident (matched, the fashion preset's test ECE 1.02% -> ...)
-        epochs = max(1, round(cfg.epochs * len(self.data.train) / len(fit_set)))
-        fit(model, fit_set, None, cfg, epochs=epochs, optimizer=opt, soft_targets=soft, progress=False, log=None)
-        return model.cpu()
-
-    def distill(self, train=None, quiet=False):
-        """Soft targets from a small CNN teacher trained for ``distill_epochs`` (see distill.py),
-        for the run's training images (or ``train``: the calibration's first model)."""
-        import torch
-
-        from .distill import soft_targets, train_teacher
-
-        cfg, val, device = self.cfg, self.data.val, self.device
-        log = (lambda *a, **k: None) if quiet else self.log
-        train = train if train is not None else self.data.train
-        log(f"distillation: training the teacher CNN for {cfg.distill_epochs} epochs")
-        with torch.no_grad():
-            xt = train.features().to(device)
-        teacher = train_teacher(xt, train.labels.to(device), cfg.distill_epochs, seed=cfg.seed, log=log)
-        soft = soft_targets(teacher, xt, train.labels.to(device), cfg.distill_temperature, cfg.distill_alpha)
-        if quiet:
-            return soft
-        info = {"teacher_epochs": cfg.distill_epochs, "temperature": cfg.distill_temperature,
-                "alpha": cfg.distill_alpha}
-        if val is not None:
-            with torch.no_grad():
-                info["teacher_val_acc"] = float((teacher(val.features().to(device)).argmax(1)
-                                                 == val.labels.to(device)).float().mean())
-            self.log(f"teacher val_acc: {info['teacher_val_acc']:.4f}")
-        self.info["distillation"] = info
-        return soft
-
-    # -- the run files -----------------------------------------------------------------------
-    def metrics(self) -> dict:
-        from .train import evaluate
-
-        rows, history = self.history.rows, self.history
-        m = {"val_loss": rows[-1].get("val_loss"), "val_acc": rows[-1].get("val_acc"), "epochs": rows[-1]["epoch"],
-             "train_seconds": round(sum(r.get("seconds", 0) for r in rows), 3)}
-        if "solver" in self.info:
-            m["solver"] = self.info["solver"]
-        elif history.engine:
-            m["engine"] = history.engine  # which engine ran (auto picks one)
-        if "distillation" in self.info:
-            m["distillation"] = self.info["distillation"]
-        if history.average is not None:  # the model is the average: its validation is the run's
-            m["weight_average"] = dict(history.average)
-            if "val_acc" in history.average:
-                m.update(val_loss=history.average["val_loss"], val_acc=history.average["val_acc"])
-        if self.trust is not None:
-            c = self.trust.calibrator
-            m["calibration"] = {"temperature": c.temperature, "a": c.a, "b": c.b, "c": c.c, "heldout": self.trust.heldout}
-        if self.data.test is not None:
-            r = evaluate(self.model, self.data.test)
-            m.update(test_loss=r["loss"], test_acc=r["accuracy"])
-            self.log(f"test_loss: {r['loss']:.4f}, test_acc: {r['accuracy']:.4f}")
-            if self.trust is not None:
-                m.update(_test_trust(self.model, self.trust, self.data.test, self.data.classes))
-        return m
-
+    # -- the end: calibration, metrics, files --------------------------------------------------
     def finish(self, report: bool, painter=None):
-        from ._files import atomic_write_text, sync_dir
-        from .pictures import accuracy_plot, image_grid
-
-        run_dir, rows, log = self.run_dir, self.history.rows, self.log
-        self.trust = self.fit_trust()
-        metrics = self.metrics()
-        self.write_checkpoint(rows[-1]["epoch"], metrics)
-        write_history(run_dir, rows)
-        self.record("complete", epoch=rows[-1]["epoch"])
+        rows, data, log = self.history.rows, self.data, self.log
+        self.trust = _fit_trust(self.cfg, self.model, data, self.device, log)
+        metrics = _metrics(self.model, self.history, self.info, self.trust, data, log)
+        self.checkpoints.write(rows[-1]["epoch"], self.model, self.opt, rows, self.trust, metrics)
         if self.tb is not None:
             self.tb.weights(self.model, rows[-1]["epoch"])
-        atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2) + "\n", durable=False)
-        if len(rows) > 1:
-            accuracy_plot(rows, run_dir / "accuracy.png")
-        train = self.data.train
-        image_grid(train.images[:16], train.labels[:16], run_dir / "samples.png", classes=self.data.classes,
-                   title=f"{self.cfg.dataset}: training images")
-        sync_dir(run_dir)  # the derived files, flushed once (the checkpoint was fsynced itself)
-        log(f"wrote {self.ckpt_path}, config.toml, history.csv, history.json, metrics.json, "
-            + ("accuracy.png, " if len(rows) > 1 else "") + "samples.png")
-        if not report:
-            return
-        if self.data.test is None:
-            log("no report: a Kaggle CSV run has no test set of its own (run mnist-logreg report "
-                f"{run_dir} --dataset mnist to report on MNIST's test set, which Kaggle's images overlap)")
-            return
-        from .report import build_report
-        build_report(run_dir, data_dir=self.cfg.data_dir, download=False, log=log, painter=painter)
+        names = write_results(self.run_dir, rows, metrics, data.train, data.classes, self.cfg.dataset)
+        self.checkpoints.record("complete", epoch=rows[-1]["epoch"])
+        log(f"wrote {self.checkpoints.path}, {CONFIG}, " + ", ".join(names))
+        if report:
+            _report(self.run_dir, self.cfg, data.test is not None, log, painter)
+
+
+def _model_and_optimizer(cfg, device):
+    """The model, seeded, and its optimizer, as ``cfg`` says."""
+    import torch
+
+    from .model import MnistModel
+    from .optim import make_optimizer
+
+    torch.manual_seed(cfg.seed)
+    model = MnistModel(transform=cfg.transform).to(device)
+    return model, make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+
+
+def _fit_trust(cfg, model, data: TrainingData, device, log):
+    """Calibration and digit-likeness (trust.py), on the validation split, or without one on
+    ``calibration_holdout`` images held out of a first model trained the same way."""
+    from .data import split
+    from .trust import fit_trust
+
+    if data.val is not None:
+        log(f"calibration: fitted on the validation split ({len(data.val):,} images)")
+        return fit_trust(model, data.train, data.val, heldout=f"the validation split ({len(data.val):,} images)")
+    held = min(cfg.calibration_holdout, len(data.train) // 5)
+    if not held:
+        log("calibration: none (no validation split and no calibration_holdout)")
+        return None
+    fit_set, heldout = split(data.train, held, cfg.seed + 1)
+    log(f"calibration: training a first model without {held:,} held-out images (val_size is 0), to fit "
+        f"the calibration on them")
+    # as many steps as the final model: it trains on more images per epoch, and longer
+    # training is more confident (matched, the fashion preset's test ECE 1.02% -> ...)
+    epochs = max(1, round(cfg.epochs * len(data.train) / len(fit_set)))
+    probe = _train_probe(cfg, fit_set, epochs, device)
+    return fit_trust(model, fit_set, heldout, probe_model=probe,
+                     heldout=f"{held:,} images held out of a first model's training")
+
+
+def _train_probe(cfg, fit_set, epochs: int, device):
+    """A model trained as the run's, from scratch, on ``fit_set``, with no files written."""
+    from .distill import distill_for_run
+    from .train import fit
+
+    if cfg.solver == "newton":
+        return _solve(cfg, fit_set, None).model
+    model, opt = _model_and_optimizer(cfg, device)
+    soft = distill_for_run(cfg, fit_set, None, device)[0] if cfg.distill_epochs else None
+    fit(model, fit_set, None, cfg, epochs=epochs, optimizer=opt, soft_targets=soft, progress=False, log=None)
+    return model.cpu()
+
+
+def _metrics(model, history, info: dict, trust, data: TrainingData, log) -> dict:
+    """metrics.json: the last validation figures, what ran, the calibration, and the test set's."""
+    from .train import evaluate
+
+    rows = history.rows
+    m = {"val_loss": rows[-1].get("val_loss"), "val_acc": rows[-1].get("val_acc"), "epochs": rows[-1]["epoch"],
+         "train_seconds": round(sum(r.get("seconds", 0) for r in rows), 3)}
+    if "solver" in info:
+        m["solver"] = info["solver"]
+    elif history.engine:
+        m["engine"] = history.engine  # which engine ran (auto picks one)
+    if "distillation" in info:
+        m["distillation"] = info["distillation"]
+    if history.average is not None:  # the model is the average: its validation is the run's
+        m["weight_average"] = dict(history.average)
+        if "val_acc" in history.average:
+            m.update(val_loss=history.average["val_loss"], val_acc=history.average["val_acc"])
+    if trust is not None:
+        c = trust.calibrator
+        m["calibration"] = {"temperature": c.temperature, "a": c.a, "b": c.b, "c": c.c, "heldout": trust.heldout}
+    if data.test is not None:
+        r = evaluate(model, data.test)
+        m.update(test_loss=r["loss"], test_acc=r["accuracy"])
+        log(f"test_loss: {r['loss']:.4f}, test_acc: {r['accuracy']:.4f}")
+        if trust is not None:
+            m.update(_test_trust(model, trust, data.test, data.classes))
+    return m
+
+
+def _report(run_dir, cfg, has_test: bool, log, painter) -> None:
+    if not has_test:
+        log("no report: a Kaggle CSV run has no test set of its own (run mnist-logreg report "
+            f"{run_dir} --dataset mnist to report on MNIST's test set, which Kaggle's images overlap)")
+        return
+    from .report import build_report
+    build_report(run_dir, data_dir=cfg.data_dir, download=False, log=log, painter=painter)
 
 
 def _solve(cfg, train, log):

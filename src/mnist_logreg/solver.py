@@ -54,6 +54,12 @@ class SolveResult:
                 f"products, objective {self.objective:.10f}, gradient norm {self.grad_norm:.2e} "
                 f"(tol {self.tol:g}), {self.seconds:.2f}s")
 
+    def info(self) -> dict:
+        """What a run's metrics record of the solve."""
+        return {"objective": self.objective, "grad_norm": self.grad_norm, "iterations": self.iterations,
+                "hessian_products": self.hessian_products, "converged": self.converged,
+                "seconds": round(self.seconds, 3)}
+
 
 class _Problem:
     """Objective, gradient and Hessian-vector products on augmented features [x, 1] (or x

@@ -28,7 +28,7 @@ from .engines import make_engine, native_evaluator, pick_engine
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted  # noqa: F401 (re-exported)
 from .errors import setting_ref as _ref
 from .model import MnistModel
-from .optim import OPTIMIZERS, Adam, Optimizer, make_optimizer  # noqa: F401 (re-exported)
+from .optim import OPTIMIZERS, Adam, Optimizer, current_lr, make_optimizer, set_lr  # noqa: F401 (re-exported)
 
 DEFAULT_THREADS = 1  # measured: bench/train_speed.py; 2 threads lose on a busy 2-core machine
 EVAL_CHUNK = 16384
@@ -107,14 +107,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffling RNG of one epoch: a function of (seed, epoch) only, so a resumed run
     shuffles exactly like an uninterrupted one."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-def _set_lr(opt, lr: float) -> None:
-    if isinstance(opt, Optimizer):
-        opt.lr = lr
-    else:
-        for group in opt.param_groups:
-            group["lr"] = lr
 
 
 class _WeightAverage:
@@ -273,12 +265,12 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
         step_images = bs * max(1, CHUNK_IMAGES // bs)  # whole batches per call: the Python loop's batches
         average = _WeightAverage(W, b, cfg.average_from)
-        base_lr = _lr(opt)
+        base_lr = current_lr(opt)
         show = sys.stderr.isatty() if progress is None else progress
         for epoch in range(start_epoch + 1, last_epoch + 1):
             t0 = time.perf_counter()
             if cfg.lr_schedule == "cosine":
-                _set_lr(opt, base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / last_epoch)))
+                set_lr(opt, base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / last_epoch)))
             perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch)).to(device)
             if base is not None:  # a freshly distorted copy of the training images, then the transform
                 x, scale = _augmented(base, augment, transform, cfg.seed, epoch), 1.0
@@ -301,7 +293,7 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
                                             evaluate_val, log)
         W.grad = None
         b.grad = None
-        _set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
+        set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
     return history
 
 
@@ -312,8 +304,8 @@ def _check_diverged(epoch, train_loss, W, b, opt) -> None:
             or float(W.abs().max()) > MAX_WEIGHT or float(b.abs().max()) > MAX_WEIGHT):
         what = (f"the loss became {train_loss}" if not math.isfinite(train_loss) else
                 f"the weights grew beyond {MAX_WEIGHT:g}, which no checkpoint may hold")
-        raise TrainingDiverged(f"training diverged in epoch {epoch}: {what} (lr={_lr(opt):g}); try a smaller "
-                               f"learning rate, e.g. {_ref('lr')} {_lr(opt) / 10:g}")
+        raise TrainingDiverged(f"training diverged in epoch {epoch}: {what} (lr={current_lr(opt):g}); try a smaller "
+                               f"learning rate, e.g. {_ref('lr')} {current_lr(opt) / 10:g}")
 
 
 def _val_row(evaluate_val) -> dict:
@@ -405,10 +397,6 @@ def _train_matrix(data, device, transform: str = "none"):
     x, y = data
     x = x.reshape(len(x), -1)
     return x.to(device) if x.is_floating_point() else x.float().to(device), y.to(device), 1.0
-
-
-def _lr(opt) -> float:
-    return opt.lr if isinstance(opt, Optimizer) else opt.param_groups[0]["lr"]
 
 
 def _progress_bar(total, epoch, last, show: bool):
