@@ -3,7 +3,8 @@ import torch
 
 from mnist_logreg import MnistModel, fit, load_checkpoint
 from mnist_logreg.augment import Augment, augment_images
-from mnist_logreg.train import History, make_optimizer
+from mnist_logreg.optim import make_optimizer
+from mnist_logreg.train import History
 
 
 def _com(x):

@@ -14,8 +14,8 @@ from PIL import Image
 
 from helpers import REPO, SHARED_DATA
 from mnist_logreg import TrainConfig, train_run
+from mnist_logreg.errors import TrainingDiverged, TrainingInterrupted
 from mnist_logreg.runfolder import locked
-from mnist_logreg.train import TrainingDiverged, TrainingInterrupted
 
 SMALL = TrainConfig(data_dir=str(SHARED_DATA), val_size=59_000, epochs=3, no_download=True)  # 1,000 training images
 

@@ -5,7 +5,9 @@ to plain data: the file names, config.toml's text, metrics.json, history.json an
 status.json, and the checkpoint's fields (its weights by their sums). Timings are left out;
 paths are written as ``<data>`` and ``<runs>``. The reference is tests/golden/run_files.json,
 compared exactly for names, texts and integers and to a relative 1e-6 for floats (torch's
-float32 sums differ in the last bits between CPUs; a changed behaviour moves them far more).
+float32 sums differ in the last bits between CPUs; a changed behaviour moves them far more),
+except the shares of test images (ECE, unsure, not a digit), counts over 1,000 images that
+such last bits can move by one image: to 0.002. Torch runs on one thread, as CI does.
 ``MNIST_LOGREG_REGOLD=1`` rewrites the reference: only when a change is meant.
 """
 import csv
@@ -15,11 +17,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import SHARED_DATA
 
 REFERENCE = Path(__file__).parent / "golden" / "run_files.json"
 TIMINGS = {"seconds", "train_seconds"}
+SHARES = {"test_ece", "test_ece_calibrated", "test_unsure", "test_not_a_digit"}  # to 0.002: one image or two
 
 #: (CLI arguments after ``train``): a minibatch run, the exact solver, a run without a
 #: validation split (the calibration's first model) and a distilled run
@@ -39,8 +43,9 @@ def _plain(value, runs: Path):
         return [_plain(v, runs) for v in value]
     if isinstance(value, str):
         return value.replace(str(runs), "<runs>").replace(str(SHARED_DATA), "<data>")
-    if hasattr(value, "shape"):  # a tensor
-        return {"shape": list(value.shape), "sum": float(value.double().sum()), "abs": float(value.double().abs().sum())}
+    if hasattr(value, "shape"):  # a tensor: sums of |x| and x^2 (a plain sum of zero-sum rows is noise)
+        v = value.double()
+        return {"shape": list(value.shape), "abs": float(v.abs().sum()), "sq": float((v * v).sum())}
     return value
 
 
@@ -65,7 +70,8 @@ def run_files(run_dir: Path, runs: Path) -> dict:
 def same(got, want, where="") -> list:
     """The places where ``got`` differs from ``want`` (floats to a relative 1e-6)."""
     if isinstance(want, float) and isinstance(got, (int, float)):
-        ok = math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9) or (math.isnan(got) and math.isnan(want))
+        tol = 2e-3 if where.rsplit("/", 1)[-1] in SHARES else 1e-9
+        ok = math.isclose(got, want, rel_tol=1e-6, abs_tol=tol) or (math.isnan(got) and math.isnan(want))
         return [] if ok else [f"{where}: {got!r} != {want!r}"]
     if isinstance(want, dict) and isinstance(got, dict):
         if sorted(got) != sorted(want):
@@ -95,7 +101,12 @@ def test_run_files_are_golden(name, tmp_path, monkeypatch):
     if native_lib() is None:
         pytest.skip("the reference was taken with the native engine: no C compiler here")
     monkeypatch.setenv("MNIST_LOGREG_SOLVER_NATIVE", "1")
-    got = make_case(name, tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the teacher's convolutions: their sums follow the thread count
+    try:
+        got = make_case(name, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
     reference = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
     if os.environ.get("MNIST_LOGREG_REGOLD"):
         reference[name] = got

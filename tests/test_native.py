@@ -2,7 +2,7 @@
 
 import pytest
 
-from mnist_logreg import _native
+from mnist_logreg.engines import _native
 
 pytestmark = pytest.mark.skipif(_native.load() is None, reason="no C compiler here")
 
@@ -36,7 +36,8 @@ def test_no_compiler_or_switched_off_means_none(tmp_path, monkeypatch):
 
 ASAN_SCRIPT = r"""
 import torch
-from mnist_logreg import _native, MnistModel, fit, load_dataset
+from mnist_logreg import MnistModel, fit, load_dataset
+from mnist_logreg.engines import _native
 _native.FLAG_SETS = (["-O1", "-g", "-march=native", "-fno-math-errno", "-fsanitize=address",
                       "-fno-omit-frame-pointer"],)
 assert _native.load() is not None

@@ -4,9 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_logreg import MnistModel, _native, accuracy, evaluate, fit, predict_image, split
-from mnist_logreg.errors import ConfigError
-from mnist_logreg.train import History, TrainingDiverged, epoch_generator, make_optimizer
+from mnist_logreg import MnistModel, accuracy, evaluate, fit, predict_image, split
+from mnist_logreg.engines import _native
+from mnist_logreg.errors import ConfigError, TrainingDiverged
+from mnist_logreg.optim import make_optimizer
+from mnist_logreg.train import History, epoch_generator
 
 needs_native = pytest.mark.skipif(_native.load() is None, reason="no C compiler: the native engine cannot be built")
 

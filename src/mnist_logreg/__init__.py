@@ -22,7 +22,7 @@ _EXPORTS = {
     "load_dataset": "data", "split": "data", "ImageSet": "data", "read_idx": "data",
     "load_kaggle_csv": "data", "download": "data",
     "MnistModel": "model",
-    "fit": "train", "evaluate": "train", "predict_image": "train", "predict": "train",
+    "fit": "train", "evaluate": "metrics", "predict_image": "model", "predict": "model",
     "History": "train",
     "accuracy": "metrics", "confusion_matrix": "metrics",
     "save": "checkpoint", "load": "checkpoint", "load_checkpoint": "checkpoint",

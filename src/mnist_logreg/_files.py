@@ -12,6 +12,21 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def cache_dir() -> Path:
+    """This user's cache (the native kernel's builds, decoded datasets): ``$MNIST_LOGREG_CACHE``,
+    else ``$XDG_CACHE_HOME/mnist-logreg``, else ``~/.cache/mnist-logreg``."""
+    env = os.environ.get("MNIST_LOGREG_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-logreg"
+
+
+def private_stat(st) -> bool:
+    """Owned by this user and writable by no one else (group or world): the cache's rule."""
+    return not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
+
+
 def atomic_write(path, write, durable: bool = True) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers see the old file or the
     new one, never a part. The temporary file is removed on any failure.

@@ -669,9 +669,9 @@ def cmd_evaluate(args):
     from .checkpoint import load_checkpoint
     from .config import TrainConfig
     from .data import load_dataset, split
-    from .metrics import confusion_matrix, format_confusion, per_class_accuracy
+    from .metrics import confusion_matrix, evaluate, format_confusion, per_class_accuracy
+    from .model import predict
     from .run import config_of
-    from .train import evaluate, predict
 
     ckpt = load_checkpoint(args.checkpoint)
     name = _dataset_for(ckpt, args)
@@ -867,7 +867,7 @@ def _write_explanations(pred, shown, path):
 def _predict_csv(args, ckpt):
     from ._files import atomic_write_text
     from .data import KAGGLE_LEAK_WARNING, load_kaggle_csv
-    from .train import predict
+    from .model import predict
 
     data = load_kaggle_csv(args.csv)
     if ckpt.dataset == "mnist" or ckpt.config.get("dataset") == "mnist":

@@ -453,7 +453,7 @@ HARD_LABELS_ONLY = "it trains on hard labels only, not on distillation's soft ta
 
 def engine_limit(engine: str, optimizer: str, soft: bool) -> str | None:
     """Why ``engine`` cannot run ``optimizer`` (with distillation's ``soft`` targets) on any
-    machine, or None; engines.py adds what depends on the machine (a compiler, TorchScript)."""
+    machine, or None; the engines package adds what depends on the machine (a compiler, TorchScript)."""
     if engine in ("native", "torchscript") and optimizer not in ("adam", "adamw"):
         return ADAM_ONLY
     if engine == "native" and soft:

@@ -120,7 +120,7 @@ def read_idx(path, kind: str | None = None, image_shape: tuple[int, int] | None 
         wrong kind, wrong dimensions, truncated, trailing bytes, label out of range.
 
     A large gzipped file (the 47 MB of MNIST's training images) is decompressed once per
-    machine: the checked array is kept as ``.npy`` in the cache folder (see ``_native.py``),
+    machine: the checked array is kept as ``.npy`` in the cache folder (see ``engines/_native.py``),
     named by the SHA-256 of the file's bytes, and read back in milliseconds (about 0.25 s
     saved per run here). A cache folder another user could write to is not used.
     """
@@ -219,13 +219,13 @@ def _cache_file(path: Path):
                 h.update(block)
     except OSError:
         return None
-    from ._native import cache_dir
+    from ._files import cache_dir
     return cache_dir() / "data" / f"idx-{h.hexdigest()[:32]}.npy"
 
 
 def _private(path: Path) -> bool:
     """This user's file or folder, which no other user can write to: the kernel cache's rule."""
-    from ._native import _private as private_stat
+    from ._files import private_stat
     return private_stat(path.stat())
 
 
@@ -583,3 +583,22 @@ def load_kaggle_csv(path, labelled: bool | None = None) -> ImageSet:
     labels = torch.from_numpy(lab) if labelled else torch.full((len(px),), -1, dtype=torch.int64)
     images = torch.from_numpy(px.reshape(-1, 28, 28))
     return ImageSet(images, labels, tuple(str(i) for i in range(10)), f"kaggle:{path.name}")
+
+
+def feature_matrix(data, device, transform: str = "none"):
+    """(x, y, scale) with ``x * scale`` the (n, 784) features: uint8 pixels and 1/255 for an
+    ImageSet (the scale is folded into the matrix products), floats and 1 otherwise. With a
+    transform (the model's), the transformed features are computed once, as floats."""
+    if transform not in (None, "none"):
+        from .transforms import apply
+        if isinstance(data, ImageSet):
+            x, y = data.features(), data.labels
+        else:
+            x, y = data
+            x = x.reshape(len(x), -1).float()
+        return apply(transform, x).reshape(len(x), -1).to(device), y.to(device), 1.0
+    if isinstance(data, ImageSet):
+        return data.images.reshape(len(data), -1).to(device), data.labels.to(device), 1.0 / 255
+    x, y = data
+    x = x.reshape(len(x), -1)
+    return x.to(device) if x.is_floating_point() else x.float().to(device), y.to(device), 1.0

@@ -47,3 +47,24 @@ class MnistModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@torch.no_grad()
+def predict_image(img: torch.Tensor, model: MnistModel) -> int:
+    """The predicted label of one image tensor (1x28x28 or 28x28, values in [0, 1]).
+
+    Examples
+    --------
+    >>> from mnist_logreg import MnistModel
+    >>> isinstance(predict_image(torch.zeros(1, 28, 28), MnistModel()), int)
+    True
+    """
+    return int(model(img.unsqueeze(0)).argmax(1)[0])
+
+
+@torch.no_grad()
+def predict(model: MnistModel, images: torch.Tensor) -> torch.Tensor:
+    """Class probabilities for a batch of images (uint8 0..255 or float in [0, 1])."""
+    x = images.reshape(len(images), -1)
+    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+    return torch.softmax(model(x.to(model.linear.weight.device)), dim=1)

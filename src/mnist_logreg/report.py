@@ -18,8 +18,8 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import ImageSet, load_dataset
 from .errors import ConfigError
 from .metrics import calibration, confusion_matrix, precision_recall_f1
+from .model import predict
 from .runfolder import REPORT
-from .train import predict
 
 FIGURES = {
     "curves.png": ("Training curves", "Mean cross-entropy on the training batches and the validation set, and "

@@ -8,7 +8,6 @@ and sweep.py make them: each through this module, which imports none of them.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import os
@@ -110,53 +109,6 @@ def write_history(run_dir: Path, rows: list) -> None:
                               for c in cols))
     atomic_write_text(run_dir / HISTORY_CSV, "\n".join(lines) + "\n", durable=False)
     atomic_write_text(run_dir / HISTORY_JSON, json.dumps(rows, indent=2) + "\n", durable=False)
-
-
-class Checkpoints:
-    """A session's checkpoint: written every ``cfg.checkpoint_every`` epochs with the config
-    beside it (config.toml, once per session); between two, the last complete epoch is kept
-    in memory (7,850 weights and the optimizer state: cheap), so that Ctrl-C or divergence
-    can still save it (:meth:`save_kept`)."""
-
-    def __init__(self, run_dir: Path, cfg, classes, written: int = 0):
-        self.run_dir, self.cfg, self.classes = run_dir, cfg, classes
-        self.path = run_dir / CHECKPOINT
-        self.written, self.kept = written, None  # the last epoch on disk; (epoch, model, optimizer, rows)
-        self.config_written = False
-
-    def write(self, epoch, model, opt, rows, trust=None, metrics=None) -> None:
-        from ._files import atomic_write_text
-        from .checkpoint import save
-
-        save(model, self.path, optimizer=opt, epoch=epoch, config=self.cfg.to_dict(), dataset=self.cfg.dataset,
-             classes=self.classes, metrics=metrics or {}, history=rows, trust=trust)
-        if not self.config_written:
-            atomic_write_text(self.run_dir / CONFIG, self.cfg.to_toml(), durable=False)
-            self.config_written = True
-
-    def epoch_done(self, epoch, model, opt, rows, trust=None) -> None:
-        """Write this epoch when it is a checkpoint epoch, else keep it in memory."""
-        if epoch % self.cfg.checkpoint_every == 0:
-            self.write(epoch, model, opt, rows, trust)
-            self.written, self.kept = epoch, None
-        else:
-            self.kept = (epoch, copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), list(rows))
-
-    def save_kept(self, model, opt, rows: list, trust=None) -> None:
-        """Back to the kept epoch (``model``, ``opt`` and ``rows`` in place), and write it."""
-        if self.kept is None:
-            return
-        epoch, model_sd, opt_sd, kept_rows = self.kept
-        model.load_state_dict(model_sd)
-        opt.load_state_dict(opt_sd)
-        rows[:] = kept_rows
-        self.write(epoch, model, opt, rows, trust)
-        self.written = epoch
-
-    def record(self, status: str, message: str = "", epoch: int | None = None) -> None:
-        """status.json: how this session ended, for ``mnist-logreg runs`` (once a checkpoint exists)."""
-        if self.path.exists():
-            write_status(self.run_dir, status, self.written if epoch is None else epoch, message)
 
 
 def write_results(run_dir: Path, rows: list, metrics: dict, train, classes, dataset: str) -> list:

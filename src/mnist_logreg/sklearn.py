@@ -246,8 +246,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         return theta
 
     def _fit_newton(self, X, codes, weights):
+        from .engines import num_threads
         from .solver import _native_hvp, _Problem, _SparseProblem, cold_start, newton_cg
-        from .train import num_threads
 
         K, seed = len(self.classes_), int(check_random_state(self.random_state).randint(2**31 - 1))
         lam = self._lam(codes, weights)

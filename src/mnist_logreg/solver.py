@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from .data import ImageSet
+from .engines import num_threads
 from .errors import ConfigError
 from .errors import setting_ref as _ref
 from .model import MnistModel
-from .train import num_threads
 
 
 @dataclass

@@ -5,33 +5,33 @@ optimizer update. ``fit`` writes exactly that: the gradient of the mean cross-en
 closed form (softmax minus one-hot) instead of autograd, and the optimizer's fused kernel.
 It is the same maths as the notebook's autograd + ``torch.optim.Adam`` loop (a test checks
 the weights agree to float tolerance), about 100x faster per epoch than the notebook with the
-native engine (``_kernel.c``; see ``fit``'s ``engine``). The engines that run an epoch's batches
-live in engines.py; this module is the loop around them: ``fit``, ``evaluate``, ``predict``.
+native engine (``engines/_kernel.c``; see ``fit``'s ``engine``). The engines that run an epoch's batches
+live in engines/; this module is the loop around them, ``fit`` and its ``History``
+(``evaluate`` is in metrics.py, ``predict`` in model.py).
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 
 from .augment import Augment
 from .checkpoint import MAX_WEIGHT
 from .config import TrainConfig, check_average_from
-from .data import ImageSet
-from .engines import make_engine, native_evaluator, pick_engine
-from .errors import ConfigError, TrainingDiverged, TrainingInterrupted  # noqa: F401 (re-exported)
+from .data import ImageSet, feature_matrix
+from .engines import make_engine, native_evaluator, num_threads, pick_engine
+from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from .errors import setting_ref as _ref
+from .metrics import evaluate_matrix
 from .model import MnistModel
-from .optim import OPTIMIZERS, Adam, Optimizer, current_lr, make_optimizer, set_lr  # noqa: F401 (re-exported)
+from .optim import current_lr, make_optimizer, set_lr
 
 DEFAULT_THREADS = 1  # measured: bench/train_speed.py; 2 threads lose on a busy 2-core machine
-EVAL_CHUNK = 16384
 CHUNK_IMAGES = 8192  # images per kernel call (C or TorchScript): the progress bar and Ctrl-C act between calls
 
 
@@ -52,55 +52,6 @@ class History:
 
     def column(self, key):
         return [r.get(key) for r in self.rows]
-
-
-@contextmanager
-def num_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count."""
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@torch.no_grad()
-def evaluate(model: MnistModel, data, *, threads: int | None = None) -> dict:
-    """Mean cross-entropy (``loss``) and ``accuracy`` of ``model`` on ``data``.
-
-    ``data`` is an :class:`ImageSet` or a pair ``(x, y)`` with ``x`` in [0, 1]. The loss is
-    the exact mean over all images, computed in a few large batches.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from mnist_logreg import MnistModel
-    >>> m = MnistModel(); _ = torch.nn.init.zeros_(m.linear.weight); _ = torch.nn.init.zeros_(m.linear.bias)
-    >>> r = evaluate(m, (torch.rand(4, 784), torch.tensor([0, 1, 2, 3])))
-    >>> round(r["loss"], 4), r["accuracy"]   # uniform prediction: loss ln(10)
-    (2.3026, 0.25)
-    """
-    x, y, scale = _train_matrix(data, model.linear.weight.device, getattr(model, "transform", "none"))
-    with num_threads(threads):
-        return _evaluate_matrix(model, x, y, scale)
-
-
-def _evaluate_matrix(model, x, y, scale=1.0) -> dict:
-    """evaluate() on an (n, 784) matrix whose features are ``x * scale``, in chunks, so a
-    uint8 matrix is never converted to float whole."""
-    W, b = model.linear.weight, model.linear.bias
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(y), EVAL_CHUNK):
-        logits = torch.addmm(b, x[i:i + EVAL_CHUNK].to(W.dtype), W.t(), alpha=scale)
-        yc = y[i:i + EVAL_CHUNK]
-        loss_sum += F.cross_entropy(logits, yc, reduction="sum").item()
-        correct += int((logits.argmax(1) == yc).sum())
-    n = max(len(y), 1)
-    return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -190,7 +141,7 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
       layer; the average is validated, logged and kept in ``history.average``. It spans the
       epochs of this call only.
     - ``engine``: how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
-      (the C kernel of ``_kernel.c``, built on first use; CPU, float32), "torchscript" (a
+      (the C kernel of ``engines/_kernel.c``, built on first use; CPU, float32), "torchscript" (a
       compiled chunk of torch ops; any device), "python" (the plain loop of ``_python_engine``,
       which also runs every other optimizer), or "auto": the fastest that applies here (native
       where the kernel was built with AVX-512, which its blocks are sized for; else TorchScript).
@@ -228,8 +179,8 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
         # -- data: kept as uint8 (4x less memory traffic than float), moved to the device once;
         #    gathering a batch of uint8 rows and converting it measured fastest (bench/)
         transform = getattr(model, "transform", "none")
-        x, y, scale = _train_matrix(train, device, transform)
-        valid = _train_matrix(val, device, transform) if val is not None else None
+        x, y, scale = feature_matrix(train, device, transform)
+        valid = feature_matrix(val, device, transform) if val is not None else None
         _check_data(x, y, valid, W)
         engine = pick_engine(cfg.engine, opt, W, x, soft=soft_targets is not None)
         evaluate_val = _validator(valid, engine, model) if valid is not None else None
@@ -254,7 +205,7 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
 
         if not history.rows:  # epoch 0: the model before any training
             before = (native_evaluator(x, y, scale, W, b)() if engine == "native"
-                      else _evaluate_matrix(model, x, y, scale))  # no float copy of the training set
+                      else evaluate_matrix(model, x, y, scale))  # no float copy of the training set
             end_epoch(0, before["loss"], 0.0)
 
         # -- the epochs ---------------------------------------------------------------------
@@ -325,7 +276,7 @@ def _validator(matrix, engine, model):
     if engine == "native" and x.dtype in (torch.uint8, torch.float32):
         return native_evaluator(x, y, scale, W, b)
     xf = x.to(W.dtype) * scale
-    return lambda: _evaluate_matrix(model, xf, y)
+    return lambda: evaluate_matrix(model, xf, y)
 
 
 def _check_data(x, y, valid, W) -> None:
@@ -380,25 +331,6 @@ def _augmented(base, augment, transform, seed, epoch):
     return apply_transform(transform, augment_images(base, augment, epoch_generator(seed + 7_919, epoch)))
 
 
-def _train_matrix(data, device, transform: str = "none"):
-    """(x, y, scale) with ``x * scale`` the (n, 784) features: uint8 pixels and 1/255 for an
-    ImageSet (the scale is folded into the matrix products), floats and 1 otherwise. With a
-    transform (the model's), the transformed features are computed once, as floats."""
-    if transform not in (None, "none"):
-        from .transforms import apply
-        if isinstance(data, ImageSet):
-            x, y = data.features(), data.labels
-        else:
-            x, y = data
-            x = x.reshape(len(x), -1).float()
-        return apply(transform, x).reshape(len(x), -1).to(device), y.to(device), 1.0
-    if isinstance(data, ImageSet):
-        return data.images.reshape(len(data), -1).to(device), data.labels.to(device), 1.0 / 255
-    x, y = data
-    x = x.reshape(len(x), -1)
-    return x.to(device) if x.is_floating_point() else x.float().to(device), y.to(device), 1.0
-
-
 def _progress_bar(total, epoch, last, show: bool):
     """A tqdm bar for one epoch on stderr, or a context that shows nothing."""
     if not show:
@@ -407,24 +339,3 @@ def _progress_bar(total, epoch, last, show: bool):
 
     return tqdm(total=total, desc=f"epoch {epoch}/{last}", unit="img", unit_scale=True,
                 leave=False, mininterval=0.2, file=sys.stderr)
-
-
-@torch.no_grad()
-def predict_image(img: torch.Tensor, model: MnistModel) -> int:
-    """The predicted label of one image tensor (1x28x28 or 28x28, values in [0, 1]).
-
-    Examples
-    --------
-    >>> from mnist_logreg import MnistModel
-    >>> isinstance(predict_image(torch.zeros(1, 28, 28), MnistModel()), int)
-    True
-    """
-    return int(model(img.unsqueeze(0)).argmax(1)[0])
-
-
-@torch.no_grad()
-def predict(model: MnistModel, images: torch.Tensor) -> torch.Tensor:
-    """Class probabilities for a batch of images (uint8 0..255 or float in [0, 1])."""
-    x = images.reshape(len(images), -1)
-    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-    return torch.softmax(model(x.to(model.linear.weight.device)), dim=1)

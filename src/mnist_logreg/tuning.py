@@ -33,8 +33,8 @@ def lam_path(train, val, lams, *, tol: float = 1e-5, threads: int | None = None,
     Returns one dict per lam: ``lam``, ``C`` (scikit-learn's), ``loss``, ``accuracy`` (on
     ``val``), ``iterations``, ``converged``, ``seconds`` and the fitted ``model``.
     """
+    from .metrics import evaluate
     from .solver import solve
-    from .train import evaluate
 
     rows, prev = [], None
     for lam in sorted(lams, reverse=True):
@@ -114,9 +114,9 @@ def tune(cfg: TrainConfig | None = None, search: TuneConfig | None = None, runs_
     """
     from ._files import atomic_write_text
     from .checkpoint import save
+    from .metrics import evaluate
     from .run import load_training_data, resolve
     from .runfolder import CHECKPOINT, CONFIG, check_run_name, new_run_dir
-    from .train import evaluate
 
     check_run_name(name)
     log = log or (lambda *a, **k: None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_logreg import _native
+from mnist_logreg.engines import _native
 
 pytestmark = pytest.mark.skipif(_native.load() is None, reason="no C compiler here")
 

@@ -14,14 +14,29 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from contextlib import contextmanager
 from typing import List
 
 import torch
 
-from .config import ADAM_ONLY, HARD_LABELS_ONLY
-from .errors import ConfigError
-from .errors import setting_ref as _ref
-from .optim import Adam
+from ..config import ADAM_ONLY, HARD_LABELS_ONLY
+from ..errors import ConfigError
+from ..errors import setting_ref as _ref
+from ..optim import Adam
+
+
+@contextmanager
+def num_threads(n: int | None):
+    """Temporarily set torch's intra-op thread count."""
+    if not n:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _adam_epoch_chunk(x: torch.Tensor, perm: torch.Tensor, y: torch.Tensor, targets: torch.Tensor,
@@ -98,7 +113,7 @@ def _engine_obstacles(adam: bool, cpu_float32: bool, soft: bool, images_ok: bool
         why_not["native"] = "it reads uint8 or float32 images only"
     elif build and native_lib() is None:
         why_not["native"] = ("no C compiler was found to build it (or MNIST_LOGREG_NATIVE=0); "
-                             "see mnist_logreg/_native.py")
+                             "see mnist_logreg/engines/_native.py")
     return why_not
 
 

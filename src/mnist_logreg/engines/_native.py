@@ -23,19 +23,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .._files import cache_dir
+from .._files import private_stat as _private
+
 SOURCE = Path(__file__).with_name("_kernel.c")
 FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno"], ["-O3", "-fno-math-errno"])
 
 _loaded: dict = {}
 _loaded_path = None  # the file the library was loaded from (tests copy it into fresh caches)
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("MNIST_LOGREG_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-logreg"
 
 
 def _cpu_signature() -> str:
@@ -74,11 +69,6 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
-
-
-def _private(st) -> bool:
-    """Owned by this user and writable by no one else (group or world)."""
-    return not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
 
 
 def _trusted(path: Path) -> bool:
