@@ -3,6 +3,7 @@ web` writes it and opened from disk: it draws, it matches Python's preprocessing
 320 images, it is accessible by axe-core's rules, and it does not pretend to be sure."""
 import base64
 import io
+import json
 import os
 
 import numpy as np
@@ -99,12 +100,15 @@ def _pads(n, rng):
     return [(int(s), int(rng.integers(0, 281 - s)), int(rng.integers(0, 281 - s))) for s in sizes]
 
 
-DRAW_IN_PAGE = """([digits, places, transform]) => {
+# arguments and results cross as one JSON string each: Playwright validates a nested list element
+# by element (7 million calls, 9 s of this test's 30 on this machine, for 320 images of 784 pixels)
+DRAW_IN_PAGE = """(json) => {
+  const [digits, places, transform] = JSON.parse(json);
   const pad = document.getElementById('pad'), ctx = pad.getContext('2d');
   const tmp = document.createElement('canvas'); tmp.width = tmp.height = 28;
   const t = tmp.getContext('2d');
   const model = Object.assign({}, window.MNIST_MODEL, {transform});
-  return digits.map((d, k) => {
+  return JSON.stringify(digits.map((d, k) => {
     const img = t.createImageData(28, 28);
     d.forEach((v, i) => { img.data[4*i] = img.data[4*i+1] = img.data[4*i+2] = 255 - v; img.data[4*i+3] = 255; });
     t.putImageData(img, 0, 0);
@@ -116,10 +120,11 @@ DRAW_IN_PAGE = """([digits, places, transform]) => {
     return {png: pad.toDataURL('image/png'), input: Array.from(r.input),
             label: r.probabilities.indexOf(Math.max(...r.probabilities)),
             state: a.state, likeness: a.likeness, probabilities: a.probabilities};
-  });
+  }));
 }"""
 
-UPLOAD_IN_PAGE = """async ([urls, transform]) => {
+UPLOAD_IN_PAGE = """async (json) => {
+  const [urls, transform] = JSON.parse(json);
   const model = Object.assign({}, window.MNIST_MODEL, {transform});
   const out = [];
   for (const url of urls) {   // what the upload button does with a file
@@ -132,7 +137,7 @@ UPLOAD_IN_PAGE = """async ([urls, transform]) => {
     out.push({input: Array.from(r.input), label: r.probabilities.indexOf(Math.max(...r.probabilities)),
               state: a.state, likeness: a.likeness, probabilities: a.probabilities});
   }
-  return out;
+  return JSON.stringify(out);
 }"""
 
 
@@ -172,15 +177,15 @@ def test_browser_and_python_agree_on_320_images(browser, site, run, mnist_test):
     results = []
     for k, transform in enumerate(("none", "deskew")):
         chunk = list(range(k * 120, (k + 1) * 120))
-        drawn = page.evaluate(DRAW_IN_PAGE, [[digits[i].reshape(-1).tolist() for i in chunk],
-                                             _pads(len(chunk), rng), transform])
+        drawn = json.loads(page.evaluate(DRAW_IN_PAGE, json.dumps([[digits[i].reshape(-1).tolist() for i in chunk],
+                                                                    _pads(len(chunk), rng), transform])))
         for d in drawn:
             png = base64.b64decode(d["png"].split(",", 1)[1])
             results.append((d, *_python(model, png, transform, trust)))
         sides = [1600] + [int(rng.choice([60, 150, 400])) for _ in range(39)]  # 1600: reduced to 1024 first
         pngs = [_upload_png(digits[i], side, rng) for i, side in zip(range(240 + 40 * k, 280 + 40 * k), sides)]
-        uploaded = page.evaluate(UPLOAD_IN_PAGE, [["data:image/png;base64," + base64.b64encode(p).decode()
-                                                  for p in pngs], transform])
+        uploaded = json.loads(page.evaluate(UPLOAD_IN_PAGE, json.dumps([["data:image/png;base64," + base64.b64encode(p).decode()
+                                                                        for p in pngs], transform])))
         results += [(u, *_python(model, p, transform, trust)) for u, p in zip(uploaded, pngs)]
     page.close()
     assert len(results) == 320
@@ -194,19 +199,32 @@ def test_browser_and_python_agree_on_320_images(browser, site, run, mnist_test):
     assert same >= 0.99 and diff <= 1 / 255 and states >= 0.99 and like >= 0.99, (same, diff, states, like)
 
 
+STROKES_IN_PAGE = """(strokes) => {
+  const pad = document.getElementById('pad');
+  const fire = (target, type, [clientX, clientY], buttons) => target.dispatchEvent(new PointerEvent(type, {
+    pointerId: 1, pointerType: 'mouse', isPrimary: true, button: 0, buttons, clientX, clientY, bubbles: true,
+    cancelable: true}));
+  for (const stroke of strokes) {
+    fire(pad, 'pointerdown', stroke[0], 1);
+    for (const p of stroke.slice(1)) fire(pad, 'pointermove', p, 1);
+    fire(pad, 'pointerup', stroke[stroke.length - 1], 0);
+  }
+}"""
+
+
 def _draw_strokes(page, strokes, size=0.6):
-    """Strokes of the unit square drawn with the mouse into the middle of the pad."""
+    """Strokes of the unit square drawn into the middle of the pad: the pointer events a mouse
+    sends (the page's own handlers draw and answer), dispatched in the page at once. Through
+    Playwright's mouse each event was a round trip and a frame, ~20 ms: 1,500 of them made this
+    file's longest test (the mouse itself is driven by the tests that draw a one and a zero)."""
     box = page.locator("#pad").bounding_box()
     at = lambda x, y: (box["x"] + (0.5 - size / 2 + size * x) * box["width"],  # noqa: E731
                        box["y"] + (0.5 - size / 2 + size * y) * box["height"])
-    for stroke in strokes:  # at most 16 points a stroke: each mouse event is a round trip
+    points = []
+    for stroke in strokes:  # at most 16 points a stroke, as the mouse drew them
         stroke = list(stroke)
-        stroke = stroke[::max(1, len(stroke) // 15)] + [stroke[-1]]
-        page.mouse.move(*at(*stroke[0]))
-        page.mouse.down()
-        for p in stroke[1:]:
-            page.mouse.move(*at(*p))
-        page.mouse.up()
+        points.append([at(*p) for p in stroke[::max(1, len(stroke) // 15)] + [stroke[-1]]])
+    page.evaluate(STROKES_IN_PAGE, points)  # bounding_box() is in the viewport's CSS pixels: clientX/Y
 
 
 def _state(page):
@@ -326,8 +344,8 @@ def test_browser_and_python_agree_on_photos_in_uneven_light(browser, site, run, 
         b = io.BytesIO()
         Image.fromarray(p.image).save(b, "PNG")
         pngs.append(b.getvalue())
-    got = page.evaluate(UPLOAD_IN_PAGE, [["data:image/png;base64," + base64.b64encode(p).decode() for p in pngs],
-                                         "none"])
+    got = json.loads(page.evaluate(UPLOAD_IN_PAGE, json.dumps(
+        [["data:image/png;base64," + base64.b64encode(p).decode() for p in pngs], "none"])))
     page.close()
     want = [_python(run.model, p, "none", run.checkpoint.trust) for p in pngs]
     diff = max(np.abs(np.asarray(g["input"]) - x).mean() for g, (x, _, _) in zip(got, want))
