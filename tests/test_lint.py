@@ -50,3 +50,21 @@ def test_commands_that_need_no_model_do_not_import_torch(argv):
     assert r.returncode == 0, r.stderr[-500:]
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "torch" not in imported, argv
+
+
+def test_runs_reads_honest_checkpoints_without_torch(tmp_path):
+    """Issue 24: `runs` read every checkpoint with torch.load (1 s of import for a table);
+    checkpoint.read_fields reads their fields without it, checked as load_checkpoint checks them."""
+    from mnist_logreg import MnistModel, TrainConfig, save
+
+    for name, acc in (("a", 0.91), ("b", 0.92)):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        save(MnistModel(), tmp_path / "runs" / name / "checkpoint.pt", epoch=3, config=TrainConfig(lr=acc / 100).to_dict(),
+             history=[{"epoch": 3, "val_acc": acc}], metrics={"val_acc": acc, "test_acc": acc - 0.01})
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "mnist_logreg.cli", "runs", tmp_path / "runs"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" not in imported
+    rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[2:]}
+    assert rows["a"][2:6] == ["complete", "3", "0.9100", "0.9000"] and rows["b"][-1] == "0.0092", r.stdout

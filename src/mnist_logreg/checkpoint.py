@@ -8,10 +8,13 @@ A checkpoint is a dict saved with ``torch.save``::
      "trust": {...calibration and digit-likeness, see trust.Trust.state...}}
 
 A bare ``state_dict`` (what the notebook's ``torch.save(model.state_dict(), ...)`` writes)
-is accepted everywhere a checkpoint is.
+is accepted everywhere a checkpoint is. :func:`read_fields` reads a checkpoint's fields besides
+its tensors without importing torch (``mnist-logreg runs``), so this module imports torch only
+where tensors are made or read.
 """
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import io
 import pickle
@@ -19,18 +22,21 @@ import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ._files import atomic_write, read_input
+from .datasets import INPUT_SIZE, NUM_CLASSES
 from .errors import CheckpointError
-from .model import INPUT_SIZE, NUM_CLASSES, MnistModel
+
+if TYPE_CHECKING:
+    from .model import MnistModel
 
 FORMAT = "mnist-logreg/1"
 
 
 def versions() -> dict:
     import numpy
+    import torch
 
     from . import __version__
 
@@ -63,11 +69,14 @@ def save(model: MnistModel, path, *, optimizer=None, epoch: int = 0, config: dic
     Examples
     --------
     >>> import tempfile, os
+    >>> from mnist_logreg import MnistModel
     >>> p = os.path.join(tempfile.mkdtemp(), "m.pt")
     >>> _ = save(MnistModel(), p, metrics={"test_acc": 0.9})
     >>> load_checkpoint(p).metrics
     {'test_acc': 0.9}
     """
+    import torch
+
     payload = {
         "format": FORMAT,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -145,6 +154,8 @@ def _check_pickle(data: bytes, path) -> None:
 
 
 def _torch_load(path: Path):
+    import torch
+
     data = read_input(path, MAX_CHECKPOINT_BYTES, CheckpointError)
     _check_pickle(data, path)
     try:
@@ -163,6 +174,8 @@ def _torch_load(path: Path):
 
 
 def _state_dict_from(obj, path) -> dict:
+    import torch
+
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a state_dict or an mnist-logreg checkpoint, "
                               f"found {type(obj).__name__}")
@@ -279,12 +292,9 @@ def _check_config(config: dict, path) -> None:
 def load_checkpoint(path) -> Checkpoint:
     """Load a checkpoint or a bare state_dict safely (``weights_only=True``), checking keys,
     shapes and values. Raises :class:`CheckpointError` with one line naming the problem."""
-    path = Path(path)
-    if path.is_dir():
-        from .runfolder import CHECKPOINT
-        path = path / CHECKPOINT
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
+    from .model import MnistModel
+
+    path = _checkpoint_path(path)
     obj = _torch_load(path)  # a FIFO, a device, an oversized file: one line from read_input
     sd = _state_dict_from(obj, path)
     transform = obj.get("transform", "none") if isinstance(obj, dict) and obj.get("format") == FORMAT else "none"
@@ -304,6 +314,95 @@ def load_checkpoint(path) -> Checkpoint:
                           meta={k: obj[k] for k in ("versions", "created") if k in obj}, path=path,
                           trust=_trust_from(obj, path))
     return Checkpoint(model=model, path=path, meta={"source": "state_dict"})
+
+
+def _checkpoint_path(path) -> Path:
+    """The checkpoint file itself: ``path``, or a run folder's checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        from .runfolder import CHECKPOINT
+        path = path / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    return path
+
+
+@dataclass
+class _Tensor:
+    """What :func:`read_fields` makes of a tensor: its shape, and where its numbers are."""
+
+    shape: tuple
+    storage: tuple  # (storage type, key in the archive)
+    offset: int
+    stride: tuple
+
+
+def _tensor(storage, offset, size, stride, *args):  # torch._utils._rebuild_tensor_v2's arguments
+    return _Tensor(tuple(size), storage, offset, tuple(stride))
+
+
+class _FieldReader(pickle.Unpickler):
+    """torch.save's pickle, its tensors read as :class:`_Tensor`: the globals are the three an
+    mnist-logreg checkpoint holds (anything else is refused: load_checkpoint then decides)."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _tensor
+        if module == "torch" and name.endswith("Storage") and name.isidentifier():
+            return name
+        raise pickle.UnpicklingError(f"global {module}.{name}")
+
+    def persistent_load(self, pid):  # ("storage", type, key, location, numel)
+        return (pid[1], str(pid[2]))
+
+
+def read_fields(path) -> dict:
+    """An mnist-logreg checkpoint's fields (epoch, config, dataset, classes, metrics, history, ...)
+    read and checked as :func:`load_checkpoint` checks them, weights included, without torch
+    (``mnist-logreg runs``): tensors come back as shapes and places. ``trust`` is checked to be
+    a table only (``runs`` does not show it; what answers loads it with load_checkpoint). Raises
+    :class:`CheckpointError` for anything else (a bare state_dict, another tool's pickle, a
+    damaged file): :func:`load_checkpoint` then says exactly what is wrong."""
+    import zipfile
+
+    path = _checkpoint_path(path)
+    data = read_input(path, MAX_CHECKPOINT_BYTES, CheckpointError)
+    _check_pickle(data, path)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            (name,) = [n for n in z.namelist() if n.endswith("/data.pkl")]
+            obj = _FieldReader(io.BytesIO(z.read(name))).load()
+            sd = obj.get("model") if isinstance(obj, dict) and obj.get("format") == FORMAT else None
+            _check_weights(sd, lambda key: z.read(name[:-len("data.pkl")] + "data/" + key))
+    except CheckpointError:
+        raise CheckpointError(f"{path}: not an mnist-logreg checkpoint that reads without torch") from None
+    except Exception as e:  # not a zip, not one pickle, a global it does not read, garbage
+        raise CheckpointError(f"{path}: not read without torch ({type(e).__name__})") from None
+    _check_fields(obj, path)
+    _check_config(obj.get("config") or {}, path)
+    return obj
+
+
+def _check_weights(sd, read) -> None:
+    """A 784-to-10 model's two float32 tensors, dense, finite and at most MAX_WEIGHT (as
+    _state_dict_from checks them), read from the archive's bytes with the standard library."""
+    import array
+    import math
+    import sys
+
+    want = {"linear.weight": (NUM_CLASSES, INPUT_SIZE), "linear.bias": (NUM_CLASSES,)}
+    if sys.byteorder != "little" or not isinstance(sd, dict) or set(sd) != set(want):
+        raise CheckpointError("other")
+    for key, shape in want.items():
+        t = sd[key]
+        dense = (INPUT_SIZE, 1) if len(shape) == 2 else (1,)
+        if not isinstance(t, _Tensor) or t.shape != shape or t.stride != dense or t.storage[0] != "FloatStorage":
+            raise CheckpointError("other")
+        values = array.array("f", read(t.storage[1]))[t.offset:t.offset + math.prod(shape)]
+        if len(values) != math.prod(shape) or not all(math.isfinite(v) and abs(v) <= MAX_WEIGHT for v in values):
+            raise CheckpointError("other")
 
 
 def _trust_from(obj: dict, path):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+INPUT_SIZE = 28 * 28  # every dataset here: 28x28 grey images ...
+NUM_CLASSES = 10      # ... of 10 classes (the model is 784 -> 10)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

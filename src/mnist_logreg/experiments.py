@@ -80,12 +80,11 @@ def list_runs(runs_dir="runs") -> list:
 
 def summarize(folder: Path, root: Path | None = None) -> RunSummary:
     """Read one run folder (its checkpoint, status.json); never raises for a broken run."""
-    from .checkpoint import load_checkpoint
     from .errors import CheckpointError
 
     name = _printable(str(folder.relative_to(root)) if root is not None else folder.name)  # a newline forged a row
     try:
-        ckpt = load_checkpoint(folder / CHECKPOINT)
+        fields = _fields(folder / CHECKPOINT)
     except (CheckpointError, OSError, ValueError) as e:
         if (folder / CHECKPOINT).exists():
             return RunSummary(folder, name, "unreadable", message=_printable(str(e).splitlines()[0]))
@@ -93,15 +92,30 @@ def summarize(folder: Path, root: Path | None = None) -> RunSummary:
         status = "running" if _locked(folder) else "incomplete"
         return RunSummary(folder, name, status, dataset=cfg.get("dataset", ""), config=cfg,
                           message="" if status == "running" else "no checkpoint (killed before its first epoch?)")
-    rows, metrics, cfg = _rows(ckpt.history), dict(ckpt.metrics or {}), dict(ckpt.config or {})
+    rows, metrics, cfg = _rows(fields.get("history")), dict(fields.get("metrics") or {}), dict(fields.get("config") or {})
     last = rows[-1] if rows else {}
     status, message = _status(folder, bool(metrics))
-    return RunSummary(folder, name, status, dataset=_printable(str(cfg.get("dataset", ckpt.dataset))),
-                      epochs=None if cfg.get("solver") == "newton" else _number(ckpt.epoch),  # newton: iterations
+    return RunSummary(folder, name, status, dataset=_printable(str(cfg.get("dataset", fields.get("dataset", "mnist")))),
+                      epochs=None if cfg.get("solver") == "newton" else _number(fields.get("epoch", 0)),  # newton: iterations
                       val_acc=_number(metrics.get("val_acc", last.get("val_acc"))),
                       test_acc=_number(metrics.get("test_acc")),
                       seconds=_number(metrics.get("train_seconds", round(sum(r.get("seconds") or 0 for r in rows), 3))),
                       config=cfg, history=rows, message=message)
+
+
+def _fields(path: Path) -> dict:
+    """The checkpoint's fields: read without torch (``runs`` on a folder of runs in a fraction of
+    a second), or, when that reader cannot (a bare state_dict, a damaged file), by
+    load_checkpoint, which says what is wrong."""
+    from .checkpoint import load_checkpoint, read_fields
+    from .errors import CheckpointError
+
+    try:
+        return read_fields(path)
+    except CheckpointError:
+        ckpt = load_checkpoint(path)
+        return {"history": ckpt.history, "metrics": ckpt.metrics, "config": ckpt.config, "dataset": ckpt.dataset,
+                "epoch": ckpt.epoch}
 
 
 def _number(v):

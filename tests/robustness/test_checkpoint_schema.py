@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnist_logreg import CheckpointError, load_checkpoint
-from mnist_logreg.checkpoint import FIELDS
+from mnist_logreg.checkpoint import FIELDS, read_fields
 
 WRONG = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True),
                   st.text(max_size=5), st.lists(st.integers(), max_size=3),
@@ -103,3 +103,39 @@ def test_an_unknown_field_is_refused(tmp_path, good):
     torch.save({**good, "surprise": [1, 2, 3]}, tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="a field named 'surprise', which no checkpoint of this tool has"):
         load_checkpoint(tmp_path / "c.pt")
+
+
+WEIGHTS = st.sampled_from([
+    lambda w: w, lambda w: w.fill_(float("nan")), lambda w: w.fill_(float("inf")), lambda w: w.fill_(3e38),
+    lambda w: w.fill_(1e6), lambda w: w.fill_(1.0000001e6), lambda w: w.double(), lambda w: w.half(),
+    lambda w: w.to_sparse(), lambda w: w.t().contiguous().t(), lambda w: w[..., :-1], lambda w: w.reshape(-1),
+    lambda w: torch.cat([w, w])[10:], lambda w: w.int()])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(set(FIELDS) - {"trust"}) + ["config.lr", "history.0", "model.linear.weight",
+                                                                 "model.linear.bias"]), value=WRONG, change=WEIGHTS)
+def test_what_runs_reads_without_torch_is_what_load_checkpoint_reads(tmp_path, good, field, value, change):
+    """Issue 24: `runs` reads checkpoints without torch (checkpoint.read_fields). Whatever that
+    reader accepts, load_checkpoint accepts with the same fields; what it refuses, runs hands to
+    load_checkpoint. The one field it checks less is ``trust`` (a table, its contents unread):
+    `runs` does not show it, and every command that answers loads it with load_checkpoint."""
+    ckpt = {**good, "config": dict(good["config"]), "history": list(good["history"]), "model": dict(good["model"])}
+    if field.startswith("model."):
+        ckpt["model"][field[6:]] = change(ckpt["model"][field[6:]].clone())
+    elif field.startswith("config."):
+        ckpt["config"][field[7:]] = value
+    elif field.startswith("history."):
+        ckpt["history"][0] = value
+    else:
+        ckpt[field] = value
+    torch.save(ckpt, tmp_path / "c.pt")
+    try:
+        fields = read_fields(tmp_path / "c.pt")
+    except CheckpointError as e:
+        assert len(str(e).splitlines()) == 1
+        return
+    loaded = load_checkpoint(tmp_path / "c.pt")  # raises if the light reader let through what it refuses
+    assert (fields["epoch"], fields["config"], fields["metrics"], fields["history"], fields["dataset"]) == \
+        (loaded.epoch, loaded.config, loaded.metrics, loaded.history, loaded.dataset)
+    assert torch.equal(loaded.model.linear.weight, ckpt["model"]["linear.weight"].float().to_dense())
