@@ -31,6 +31,7 @@ FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno"], ["-O3", "-fno-math-err
 
 _loaded: dict = {}
 _loaded_path = None  # the file the library was loaded from (tests copy it into fresh caches)
+built_flags: list = []  # the compiler flags of the loaded library (tests/test_golden.py reads them)
 
 
 def _cpu_signature() -> str:
@@ -136,8 +137,8 @@ def _load(log):
                 continue
         try:
             lib = _bind(ctypes.CDLL(str(path)))
-            global _loaded_path
-            _loaded_path = str(path)
+            global _loaded_path, built_flags
+            _loaded_path, built_flags = str(path), list(flags)
             return lib
         except (OSError, AttributeError) as e:  # does not load, or lacks a symbol
             why = ("it lacks the kernel's functions (undefined symbol)" if isinstance(e, AttributeError)
