@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test bench clean
+.PHONY: install train test durations bench clean
 
 install: $(STAMP)
 
@@ -25,10 +25,14 @@ train: $(STAMP)
 	$(BIN)/mnist-logreg train $(TRAIN_ARGS)
 
 # the suite runs on every core (pytest-xdist), a test file per worker: its module fixtures run once;
-# files are handed out in the order tests/conftest.py gives (the longest first), not by test count,
-# which left the longest single tests (the accuracy bench smoke, the notebook) to start last
+# files are handed out in the order tests/conftest.py gives (the longest first, as tests/durations.json
+# measured them), not by test count, which left the longest single tests to start last
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+# re-measure tests/durations.json (how long each test file takes): the order files are handed out in
+durations: $(STAMP)
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -q --store-durations $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py

@@ -48,6 +48,46 @@ def mnist_test(data_dir):
     return load_dataset("mnist", "test", data_dir, download=False)
 
 
+@pytest.fixture(scope="session")
+def _dry_run_source(tmp_path_factory, data_dir):
+    """`train --dry-run --no-report` (one epoch on 5,000 images, calibrated), trained once per
+    test process: eight files read such a run, and each trained its own."""
+    from mnist_logreg import TrainConfig, train_run
+    return train_run(TrainConfig(dry_run=True, data_dir=str(data_dir)), runs_dir=tmp_path_factory.mktemp("dry"),
+                     name="r", report=False, log=None).path
+
+
+@pytest.fixture(scope="module")
+def dry_run_dir(_dry_run_source, tmp_path_factory):
+    """The module's own copy of that run folder, ``<runs>/r`` (its tests may resume, damage or
+    export it without touching another module's)."""
+    import shutil
+    dest = tmp_path_factory.mktemp("runs") / "r"
+    shutil.copytree(_dry_run_source, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def _notebook_source(tmp_path_factory, data_dir):
+    """The notebook's recipe for 5 epochs (calibrated on its validation split), trained once
+    per test process for the four files that read it."""
+    from mnist_logreg import TrainConfig, train_run
+    return train_run(TrainConfig(epochs=5, data_dir=str(data_dir)), tmp_path_factory.mktemp("five"), "r",
+                     report=False, log=None).path
+
+
+@pytest.fixture(scope="module")
+def notebook_run(_notebook_source, tmp_path_factory):
+    """The module's own copy of that run: a :class:`Run` (its model is ``fit`` for 5 epochs on
+    the 50,000 training images from ``torch.manual_seed(0)``, bit for bit)."""
+    import shutil
+
+    from mnist_logreg import Run
+    dest = tmp_path_factory.mktemp("runs") / "r"
+    shutil.copytree(_notebook_source, dest)
+    return Run.open(dest)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run ``mnist-logreg ARGS`` in-process; return (exit code, stdout, stderr)."""
@@ -64,18 +104,40 @@ def run_cli(capsys):
     return run
 
 
-#: seconds a file takes on this 2-core machine (pytest --durations, 2026-11-29): the longest are
-#: handed to the two workers first, so that no long file starts last and runs alone at the end
-#: (with --dist loadfile --no-loadscope-reorder, as the Makefile runs it, the order of the items
-#: is the order files are handed out; xdist's default orders files by their number of tests)
-LONG_FILES = {"test_web.py": 27, "test_bench_smoke.py": 21, "test_notebook.py": 15, "test_solver.py": 14,
-              "test_crash_safety.py": 14, "test_native.py": 13, "test_run.py": 13, "test_fuzz.py": 12,
-              "test_serve.py": 11, "test_distill.py": 7, "test_sklearn.py": 7, "test_server_abuse.py": 7,
-              "test_argv.py": 6, "test_experiments.py": 6}
+#: seconds each file took, measured (``make durations`` rewrites it from a whole run): the longest
+#: files are handed to the workers first, so that no long file starts last and runs alone at the
+#: end (with --dist loadfile --no-loadscope-reorder, as the Makefile runs it, the order of the
+#: items is the order files are handed out). It was a hand-kept table; now it is a measurement.
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each file's total seconds to tests/durations.json (make durations)")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: -LONG_FILES.get(item.path.name, 0))  # stable: the rest keep their order
+    import json
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    key = lambda item: item.nodeid.split("::")[0]  # noqa: E731
+    items.sort(key=lambda item: -seconds.get(key(item), 0))  # stable: the rest keep their order
+
+
+_measured: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    """Sum each file's setup, call and teardown seconds (on the controller, from every worker)."""
+    path = report.nodeid.split("::")[0]
+    _measured[path] = _measured.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    import json
+    config = session.config
+    if config.getoption("store_durations") and not hasattr(config, "workerinput"):
+        table = {k: round(v, 1) for k, v in sorted(_measured.items(), key=lambda kv: -kv[1]) if v >= 0.5}
+        DURATIONS.write_text(json.dumps(table, indent=1) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,9 @@ from helpers import SHARED_DATA, listing, make_idx_dataset, run_subprocess
 
 
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory, data_dir):
-    """One real (small) training run shared by the tests that only read it."""
-    from mnist_logreg.cli import main
-    runs = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--dry-run", "--no-report", "--data-dir", str(data_dir), "--runs-dir", str(runs), "--name", "r"]) == 0
-    return runs / "r"
+def dry_run(dry_run_dir):
+    """One real (small) training run shared by the tests that only read it (conftest.py)."""
+    return dry_run_dir
 
 
 def test_train_writes_the_run_folder(tmp_path, run_cli, data_dir):

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from mnist_logreg import ImageError, MnistModel, fit, split
+from mnist_logreg import ImageError
 from mnist_logreg import preprocess as P
 from mnist_logreg.preprocess import center_of_mass, load_image, preprocess
 from mnist_logreg.probes import LIGHTING, photos_of_digits
@@ -94,12 +94,9 @@ def test_formats(fmt, mode):
 
 
 @pytest.fixture(scope="module")
-def trained(mnist_train):
-    torch.manual_seed(0)
-    m = MnistModel()
-    train, _ = split(mnist_train, 10_000, 0)
-    fit(m, train, None, epochs=5, log=None)
-    return m
+def trained(notebook_run):
+    """5 epochs of the notebook's recipe (conftest.py)."""
+    return notebook_run.model
 
 
 def test_mnist_digits_survive_4x_inverted_png(trained, mnist_test):

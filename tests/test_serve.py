@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from helpers import REPO, serving
 from helpers import until as _until
-from mnist_logreg import MnistModel, fit, save, split
+from mnist_logreg import save
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -25,13 +25,10 @@ from mnist_logreg.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, mnist_train):
-    torch.manual_seed(0)
-    m = MnistModel()
-    train, _ = split(mnist_train, 10_000, 0)
-    fit(m, train, None, epochs=5, log=None)
+def ckpt(tmp_path_factory, notebook_run):
+    """5 epochs of the notebook's recipe (conftest.py), saved without its calibration."""
     path = tmp_path_factory.mktemp("model") / "m.pt"
-    save(m, path, metrics={"test_acc": 0.92}, dataset="mnist")
+    save(notebook_run.model, path, metrics={"test_acc": 0.92}, dataset="mnist")
     return path
 
 

@@ -18,9 +18,9 @@ from mnist_logreg.trust import LEVELS, Calibrator, _rarity, extent_features
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The notebook's recipe for 5 epochs: calibrated on its validation split."""
-    return train_run(TrainConfig(epochs=5), tmp_path_factory.mktemp("runs"), "r", report=False, log=None)
+def run(notebook_run):
+    """The notebook's recipe for 5 epochs: calibrated on its validation split (conftest.py)."""
+    return notebook_run
 
 
 def test_a_run_is_calibrated_and_its_answers_are_honest_on_the_test_set(run, mnist_test):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from helpers import CHROMIUM, REPO
 from helpers import until as _until
-from mnist_logreg import MnistModel, TrainConfig, probes, train_run
+from mnist_logreg import MnistModel, probes
 from mnist_logreg.answers import Predictor
 from mnist_logreg.preprocess import preprocess
 from mnist_logreg.transforms import apply
@@ -23,9 +23,9 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(notebook_run):
     """The notebook's recipe for 5 epochs, calibrated on its validation split, as train makes it."""
-    return train_run(TrainConfig(epochs=5), tmp_path_factory.mktemp("runs"), "web", report=False, log=None)
+    return notebook_run
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,9 @@ SUBCOMMANDS = ["data", "train", "report", "show", "tune", "evaluate", "predict",
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory, data_dir):
-    from mnist_logreg import TrainConfig, train_run
+def places(tmp_path_factory, data_dir, dry_run_dir):
     root = tmp_path_factory.mktemp("argv")
-    run = train_run(TrainConfig(dry_run=True, data_dir=str(data_dir)), runs_dir=root / "runs", name="r",
-                    report=False, log=None).path
+    run = dry_run_dir
     (root / "file.txt").write_text("not a checkpoint, not an image\n")
     os.mkfifo(root / "fifo")
     (root / "folder").mkdir()

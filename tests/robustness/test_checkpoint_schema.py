@@ -18,11 +18,8 @@ WRONG = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.flo
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory, data_dir):
-    from mnist_logreg import TrainConfig, train_run
-    run = train_run(TrainConfig(dry_run=True, data_dir=str(data_dir)), runs_dir=tmp_path_factory.mktemp("runs"),
-                    name="r", report=False, log=None)
-    return torch.load(run.path / "checkpoint.pt", weights_only=True)
+def good(dry_run_dir):
+    return torch.load(dry_run_dir / "checkpoint.pt", weights_only=True)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,10 +10,8 @@ from helpers import listing
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, data_dir):
-    from mnist_logreg import TrainConfig, train_run
-    return train_run(TrainConfig(dry_run=True, data_dir=str(data_dir)), runs_dir=tmp_path_factory.mktemp("runs"),
-                     name="r", report=False, log=None).path
+def run(dry_run_dir):
+    return dry_run_dir
 
 
 @pytest.fixture
