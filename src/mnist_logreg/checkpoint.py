@@ -297,10 +297,7 @@ def load_checkpoint(path) -> Checkpoint:
     path = _checkpoint_path(path)
     obj = _torch_load(path)  # a FIFO, a device, an oversized file: one line from read_input
     sd = _state_dict_from(obj, path)
-    transform = obj.get("transform", "none") if isinstance(obj, dict) and obj.get("format") == FORMAT else "none"
-    from .transforms import TRANSFORMS
-    if transform not in TRANSFORMS:
-        raise CheckpointError(f"{path}: unknown input transform {transform!r}")
+    transform = _transform(obj, path)
     model = MnistModel(transform=transform)
     model.load_state_dict(sd)
     model.eval()
@@ -314,6 +311,16 @@ def load_checkpoint(path) -> Checkpoint:
                           meta={k: obj[k] for k in ("versions", "created") if k in obj}, path=path,
                           trust=_trust_from(obj, path))
     return Checkpoint(model=model, path=path, meta={"source": "state_dict"})
+
+
+def _transform(obj, path) -> str:
+    """The input transform the checkpoint's model applies ("none" for a bare state_dict)."""
+    from .config import TRANSFORMS
+
+    transform = obj.get("transform", "none") if isinstance(obj, dict) and obj.get("format") == FORMAT else "none"
+    if transform not in TRANSFORMS:
+        raise CheckpointError(f"{path}: unknown input transform {transform!r}")
+    return transform
 
 
 def _checkpoint_path(path) -> Path:
@@ -380,6 +387,7 @@ def read_fields(path) -> dict:
         raise CheckpointError(f"{path}: not an mnist-logreg checkpoint that reads without torch") from None
     except Exception as e:  # not a zip, not one pickle, a global it does not read, garbage
         raise CheckpointError(f"{path}: not read without torch ({type(e).__name__})") from None
+    _transform(obj, path)
     _check_fields(obj, path)
     _check_config(obj.get("config") or {}, path)
     return obj

@@ -67,8 +67,12 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, uninterrupted)
 
 
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+    # SIGINT as a terminal leaves it: a shell's background job (nohup ... &) ignores SIGINT, its
+    # children inherit that, and Python then installs no KeyboardInterrupt (a plain
+    # `python -c ...` started so exits 0 at its 200th epoch)
     proc = subprocess.Popen(TRAIN + ["--epochs", "200", "--checkpoint-every", "1000", "--runs-dir", str(tmp_path),
-                                     "--name", "c"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                                     "--name", "c"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait for training to be under way (the epoch lines), then press Ctrl-C
     seen = ""
     while "Epoch [3]" not in seen:
