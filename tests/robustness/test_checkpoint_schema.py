@@ -22,20 +22,24 @@ def good(dry_run_dir):
     return torch.load(dry_run_dir / "checkpoint.pt", weights_only=True)
 
 
+def changed(good: dict, field, value) -> dict:
+    """The good checkpoint with ``field`` (a key, ``config.NAME``, ``history.0``; an int: a key
+    that is no name) set to ``value``; ``model.*`` fields are left to the caller."""
+    ckpt = {**good, "config": dict(good["config"]), "history": list(good["history"]), "model": dict(good["model"])}
+    if isinstance(field, str) and field.startswith("config."):
+        ckpt["config"][field[7:]] = value
+    elif isinstance(field, str) and field.startswith("history."):
+        ckpt["history"][0] = value
+    elif not (isinstance(field, str) and field.startswith("model.")):
+        ckpt[field] = value
+    return ckpt
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(sorted(FIELDS) + ["config.lr", "config.solver", "history.0", 7]), value=WRONG)
 def test_any_field_of_any_type_is_a_working_model_or_one_line(tmp_path, good, run_cli, field, value):
-    ckpt = {**good, "config": dict(good["config"]), "history": list(good["history"])}
-    if isinstance(field, int):
-        ckpt[field] = value  # a key that is no name
-    elif field.startswith("config."):
-        ckpt["config"][field[7:]] = value
-    elif field.startswith("history."):
-        ckpt["history"][0] = value
-    else:
-        ckpt[field] = value
     path = tmp_path / "c.pt"
-    torch.save(ckpt, path)
+    torch.save(changed(good, field, value), path)
     for argv in (["predict", path, "--index", "0", "--json"], ["evaluate", path, "--split", "val"],
                  ["train", "--resume", path, "--epochs", "1", "--no-report"]):
         code, out, err = run_cli(*argv)
@@ -117,15 +121,9 @@ def test_what_runs_reads_without_torch_is_what_load_checkpoint_reads(tmp_path, g
     reader accepts, load_checkpoint accepts with the same fields; what it refuses, runs hands to
     load_checkpoint. The one field it checks less is ``trust`` (a table, its contents unread):
     `runs` does not show it, and every command that answers loads it with load_checkpoint."""
-    ckpt = {**good, "config": dict(good["config"]), "history": list(good["history"]), "model": dict(good["model"])}
+    ckpt = changed(good, field, value)
     if field.startswith("model."):
         ckpt["model"][field[6:]] = change(ckpt["model"][field[6:]].clone())
-    elif field.startswith("config."):
-        ckpt["config"][field[7:]] = value
-    elif field.startswith("history."):
-        ckpt["history"][0] = value
-    else:
-        ckpt[field] = value
     torch.save(ckpt, tmp_path / "c.pt")
     try:
         fields = read_fields(tmp_path / "c.pt")
