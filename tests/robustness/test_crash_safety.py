@@ -131,7 +131,7 @@ def test_divergence_after_good_epochs_keeps_them(tmp_path, run_cli, monkeypatch)
         return real_fit(model, *a, on_epoch=hook, **k)
 
     monkeypatch.setattr(T, "fit", fit_that_blows_up_after_epoch_2)
-    code, _, err = run_cli("train", "--epochs", 5, "--val-size", 59000, "--runs-dir", tmp_path, "--name", "g",
+    code, _, err = run_cli("train", "--epochs", 5, "--val-size", 1000, "--runs-dir", tmp_path, "--name", "g",
                            "--no-report")
     assert code == 2 and "training diverged in epoch 3" in err
     assert "the last good checkpoint (epoch 2) is kept" in err
