@@ -6,8 +6,9 @@ saved optimizer state, bit for bit the same as an uninterrupted run.
 
 The run folder's files are named in runfolder.py (``checkpoint.pt`` with the weights, optimizer
 state, resolved config, history and metrics; ``config.toml``, accepted by ``train --config``;
-the history, metrics, status and report), beside ``accuracy.png`` and ``samples.png``. A printed
-epoch is a saved epoch; Ctrl-C or divergence between checkpoints saves the last complete epoch.
+the history, metrics, status and report), beside ``accuracy.png`` and ``samples.png``. This
+module makes the folder and reads the data; session.py trains in it. A printed epoch is a saved
+epoch; Ctrl-C or divergence between checkpoints saves the last complete epoch.
 
 Example (docs/api.md runs it as a doctest, with the data)::
 

@@ -71,7 +71,7 @@ class Checkpoints:
 
 class Session:
     """One training session of a run: the model, its optimizer and history, trained by the
-    exact solver or by minibatches, its checkpoints (runfolder.Checkpoints) and, when it
+    exact solver or by minibatches, its checkpoints (:class:`Checkpoints`) and, when it
     finishes, its calibration, metrics and files."""
 
     def __init__(self, cfg, device, data: TrainingData, resumed, run_dir: Path, log, callback=None):
