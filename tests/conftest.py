@@ -50,7 +50,7 @@ def mnist_test(data_dir):
 
 @pytest.fixture(scope="session")
 def _dry_run_source(tmp_path_factory, data_dir):
-    """`train --dry-run --no-report` (one epoch on 5,000 images, calibrated), trained once per
+    """`train --dry-run --no-report` (one epoch on 2,000 images, calibrated), trained once per
     test process: eight files read such a run, and each trained its own."""
     from mnist_logreg import TrainConfig, train_run
     return train_run(TrainConfig(dry_run=True, data_dir=str(data_dir)), runs_dir=tmp_path_factory.mktemp("dry"),
@@ -61,10 +61,7 @@ def _dry_run_source(tmp_path_factory, data_dir):
 def dry_run_dir(_dry_run_source, tmp_path_factory):
     """The module's own copy of that run folder, ``<runs>/r`` (its tests may resume, damage or
     export it without touching another module's)."""
-    import shutil
-    dest = tmp_path_factory.mktemp("runs") / "r"
-    shutil.copytree(_dry_run_source, dest)
-    return dest
+    return _own_copy(_dry_run_source, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +77,16 @@ def _notebook_source(tmp_path_factory, data_dir):
 def notebook_run(_notebook_source, tmp_path_factory):
     """The module's own copy of that run: a :class:`Run` (its model is ``fit`` for 5 epochs on
     the 50,000 training images from ``torch.manual_seed(0)``, bit for bit)."""
-    import shutil
-
     from mnist_logreg import Run
+    return Run.open(_own_copy(_notebook_source, tmp_path_factory))
+
+
+def _own_copy(run_dir: Path, tmp_path_factory) -> Path:
+    """A copy of ``run_dir`` as ``<a fresh runs folder>/r``."""
+    import shutil
     dest = tmp_path_factory.mktemp("runs") / "r"
-    shutil.copytree(_notebook_source, dest)
-    return Run.open(dest)
+    shutil.copytree(run_dir, dest)
+    return dest
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .model import MnistModel
 
 FORMAT = "mnist-logreg/1"
+SHAPES = {"linear.weight": (NUM_CLASSES, INPUT_SIZE), "linear.bias": (NUM_CLASSES,)}  # a 784-to-10 model
 
 
 def versions() -> dict:
@@ -187,8 +188,7 @@ def _state_dict_from(obj, path) -> dict:
     if set(sd) == {"weight", "bias"}:
         sd = {f"linear.{k}": v for k, v in sd.items()}
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
-    expected = {"linear.weight": (NUM_CLASSES, INPUT_SIZE), "linear.bias": (NUM_CLASSES,)}
-    for key, shape in expected.items():
+    for key, shape in SHAPES.items():
         if key not in sd:
             raise CheckpointError(f"{path}: missing key {key!r} (found: {', '.join(map(str, sd)) or 'none'})")
         t = sd[key]
@@ -204,10 +204,10 @@ def _state_dict_from(obj, path) -> dict:
         if float(t.abs().max()) > MAX_WEIGHT:  # 3e38 is finite, and overflows the first logit
             raise CheckpointError(f"{path}: {key} has values up to {float(t.abs().max()):.3g}; a model's are at "
                                   f"most {MAX_WEIGHT:g} (trained ones: a few units)")
-    extra = sorted(set(sd) - set(expected))
+    extra = sorted(set(sd) - set(SHAPES))
     if extra:
         raise CheckpointError(f"{path}: unexpected keys {extra} (not a 784-to-10 linear model)")
-    return {k: sd[k].float() for k in expected}
+    return {k: sd[k].float() for k in SHAPES}
 
 
 MAX_WEIGHT = 1e6  # |w| above this makes logits of 784 pixels overflow float32's range long before 3e38
@@ -382,35 +382,35 @@ def read_fields(path) -> dict:
             (name,) = [n for n in z.namelist() if n.endswith("/data.pkl")]
             obj = _FieldReader(io.BytesIO(z.read(name))).load()
             sd = obj.get("model") if isinstance(obj, dict) and obj.get("format") == FORMAT else None
-            _check_weights(sd, lambda key: z.read(name[:-len("data.pkl")] + "data/" + key))
-    except CheckpointError:
-        raise CheckpointError(f"{path}: not an mnist-logreg checkpoint that reads without torch") from None
+            honest = _weights_ok(sd, lambda key: z.read(name[:-len("data.pkl")] + "data/" + key))
     except Exception as e:  # not a zip, not one pickle, a global it does not read, garbage
         raise CheckpointError(f"{path}: not read without torch ({type(e).__name__})") from None
+    if not honest:
+        raise CheckpointError(f"{path}: not an mnist-logreg checkpoint that reads without torch")
     _transform(obj, path)
     _check_fields(obj, path)
     _check_config(obj.get("config") or {}, path)
     return obj
 
 
-def _check_weights(sd, read) -> None:
+def _weights_ok(sd, read) -> bool:
     """A 784-to-10 model's two float32 tensors, dense, finite and at most MAX_WEIGHT (as
     _state_dict_from checks them), read from the archive's bytes with the standard library."""
     import array
     import math
     import sys
 
-    want = {"linear.weight": (NUM_CLASSES, INPUT_SIZE), "linear.bias": (NUM_CLASSES,)}
-    if sys.byteorder != "little" or not isinstance(sd, dict) or set(sd) != set(want):
-        raise CheckpointError("other")
-    for key, shape in want.items():
-        t = sd[key]
+    if sys.byteorder != "little" or not isinstance(sd, dict) or set(sd) != set(SHAPES):
+        return False
+    for key, shape in SHAPES.items():
+        t, size = sd[key], math.prod(shape)
         dense = (INPUT_SIZE, 1) if len(shape) == 2 else (1,)
         if not isinstance(t, _Tensor) or t.shape != shape or t.stride != dense or t.storage[0] != "FloatStorage":
-            raise CheckpointError("other")
-        values = array.array("f", read(t.storage[1]))[t.offset:t.offset + math.prod(shape)]
-        if len(values) != math.prod(shape) or not all(math.isfinite(v) and abs(v) <= MAX_WEIGHT for v in values):
-            raise CheckpointError("other")
+            return False
+        values = array.array("f", read(t.storage[1]))[t.offset:t.offset + size]
+        if len(values) != size or not all(math.isfinite(v) and abs(v) <= MAX_WEIGHT for v in values):
+            return False
+    return True
 
 
 def _trust_from(obj: dict, path):

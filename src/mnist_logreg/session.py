@@ -142,12 +142,9 @@ class Session:
             fit(self.model, data.train, data.val, cfg, epochs=cfg.epochs - self.start_epoch, optimizer=self.opt,
                 soft_targets=soft, start_epoch=self.start_epoch, history=self.history, on_epoch=self.on_epoch,
                 progress=progress, log=self.log)
-        except (TrainingInterrupted, KeyboardInterrupt) as e:
+        except (TrainingInterrupted, KeyboardInterrupt, TrainingDiverged) as e:
             self.checkpoints.save_kept(self.model, self.opt, self.history.rows, self.trust)
-            raise self._interrupted(e) from None
-        except TrainingDiverged as e:
-            self.checkpoints.save_kept(self.model, self.opt, self.history.rows, self.trust)
-            raise self._diverged(e) from None
+            raise (self._diverged(e) if isinstance(e, TrainingDiverged) else self._interrupted(e)) from None
 
     def on_epoch(self, epoch, row, opt):
         if self.tb is not None:

@@ -222,30 +222,45 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
             t0 = time.perf_counter()
             if cfg.lr_schedule == "cosine":
                 set_lr(opt, base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / last_epoch)))
-            perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch)).to(device)
             if base is not None:  # a freshly distorted copy of the training images, then the transform
                 x, scale = _augmented(base, augment, transform, cfg.seed, epoch), 1.0
-            y_epoch = y[perm]
-            w_epoch = weights[perm] if weights is not None else None
-            targets = soft[perm] if soft is not None else (onehot[y_epoch] if engine != "native" else None)
+            order = _shuffled(y, weights, soft, onehot if engine != "native" else None, cfg.seed, epoch)
             with _progress_bar(n, epoch, last_epoch, show) as bar:
-                try:
-                    for start in range(0, n, step_images):
-                        stop = min(n, start + step_images)
-                        run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch)
-                        bar.update(stop - start)
-                except KeyboardInterrupt:
-                    raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
-            logp = true_logp.double() if w_epoch is None else true_logp.double() * w_epoch.double()
-            end_epoch(epoch, -logp.sum().item() / n, time.perf_counter() - t0)
+                train_loss = _one_pass(run, x, scale, order, true_logp, step_images, bar, epoch)
+            end_epoch(epoch, train_loss, time.perf_counter() - t0)
             average.add(epoch, W, b)
         if average.count:  # the model ends as the average, validated and logged
             history.average = average.apply(W, b, max(cfg.average_from, start_epoch + 1), last_epoch,
                                             evaluate_val, log)
-        W.grad = None
-        b.grad = None
+        W.grad = b.grad = None
         set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
     return history
+
+
+def _shuffled(y, weights, soft, onehot, seed: int, epoch: int):
+    """Epoch ``epoch``'s order of the training images, ``epoch_generator(seed, epoch)``'s
+    permutation, with their labels, targets (soft, one-hot, or None for the native engine, which
+    reads the labels) and weights in that order."""
+    perm = torch.randperm(len(y), generator=epoch_generator(seed, epoch)).to(y.device)
+    y_epoch = y[perm]
+    targets = soft[perm] if soft is not None else (onehot[y_epoch] if onehot is not None else None)
+    return perm, y_epoch, targets, weights[perm] if weights is not None else None
+
+
+def _one_pass(run, x, scale, order, true_logp, step_images: int, bar, epoch: int) -> float:
+    """One epoch's batches through the engine ``run``, ``step_images`` images a call (the
+    progress bar and Ctrl-C act between calls); the epoch's mean (weighted) training loss."""
+    perm, y_epoch, targets, w_epoch = order
+    n = len(perm)
+    try:
+        for start in range(0, n, step_images):
+            stop = min(n, start + step_images)
+            run(x, perm, y_epoch, targets, start, stop, scale, true_logp, w_epoch)
+            bar.update(stop - start)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted during epoch {epoch}") from None
+    logp = true_logp.double() if w_epoch is None else true_logp.double() * w_epoch.double()
+    return -logp.sum().item() / n
 
 
 def _check_diverged(epoch, train_loss, W, b, opt) -> None:
