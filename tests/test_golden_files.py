@@ -4,10 +4,14 @@ Each case trains through the CLI (or resumes through the library) and reduces it
 to plain data: the file names, config.toml's text, metrics.json, history.json and .csv,
 status.json, and the checkpoint's fields (its weights by their sums). Timings are left out;
 paths are written as ``<data>`` and ``<runs>``. The reference is tests/golden/run_files.json,
-compared exactly for names, texts and integers and to a relative 1e-6 for floats (torch's
-float32 sums differ in the last bits between CPUs; a changed behaviour moves them far more),
-except the shares of test images (ECE, unsure, not a digit), counts over 1,000 images that
-such last bits can move by one image: to 0.002. Torch runs on one thread, as CI does.
+compared exactly for names, texts and integers and to a relative 1e-6 for floats and numbers
+written as text (torch's float32 sums differ in the last bits between CPUs; a changed behaviour
+moves them far more), except the shares of test images (ECE, unsure, not a digit), counts over
+1,000 images that such last bits can move by one image: to 0.002; and the likeness model's
+fields, to a relative 1e-4: its Gram matrix is summed in float32 GEMMs, then its eigenvectors and
+whitening are rounded to float16 (the page's precision), where a last bit can cross a rounding
+boundary (an Intel Xeon against the AMD EPYC the reference was taken on: at most 2.7e-5, the
+noise). Torch runs on one thread, as CI does.
 ``MNIST_LOGREG_REGOLD=1`` rewrites the reference: only when a change is meant.
 """
 import csv
@@ -67,11 +71,21 @@ def run_files(run_dir: Path, runs: Path) -> dict:
                    "checkpoint.pt": fields}, runs)
 
 
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def same(got, want, where="") -> list:
-    """The places where ``got`` differs from ``want`` (floats to a relative 1e-6)."""
+    """The places where ``got`` differs from ``want`` (floats to a relative 1e-6, see above)."""
+    if isinstance(want, str) and isinstance(got, str) and None not in (_number(got), _number(want)):
+        got, want = _number(got), _number(want)  # history.csv's numbers, written to 6 decimals
     if isinstance(want, float) and isinstance(got, (int, float)):
         tol = 2e-3 if where.rsplit("/", 1)[-1] in SHARES else 1e-9
-        ok = math.isclose(got, want, rel_tol=1e-6, abs_tol=tol) or (math.isnan(got) and math.isnan(want))
+        rel = 1e-4 if "/trust/likeness/" in where else 1e-6
+        ok = math.isclose(got, want, rel_tol=rel, abs_tol=tol) or (math.isnan(got) and math.isnan(want))
         return [] if ok else [f"{where}: {got!r} != {want!r}"]
     if isinstance(want, dict) and isinstance(got, dict):
         if sorted(got) != sorted(want):
@@ -100,10 +114,12 @@ def test_run_files_are_golden(name, tmp_path, monkeypatch):
 
     if native_lib() is None:
         pytest.skip("the reference was taken with the native engine: no C compiler here")
-    from test_golden import bit_for_bit_here
-    if name == "newton" and not bit_for_bit_here():  # checked with the portable build: 206 products, not 204
-        pytest.skip("Newton's path differs in the last bits where the kernel rounds otherwise (its Hessian "
-                    "products): test_golden.py checks its weights by fingerprint")
+    from test_golden import bit_for_bit_here, cpu_kind
+    if name == "newton" and not (bit_for_bit_here() and cpu_kind() == "AuthenticAMD"):
+        # its path follows the last bits of the kernel's Hessian products and of torch's gradients
+        # (the portable build and an Intel Xeon: 206 products, not 204)
+        pytest.skip("Newton's path differs in the last bits on another CPU kind or build (taken on an AMD "
+                    "EPYC): test_golden.py checks its weights by fingerprint")
     monkeypatch.setenv("MNIST_LOGREG_SOLVER_NATIVE", "1")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the teacher's convolutions: their sums follow the thread count
