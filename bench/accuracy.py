@@ -85,12 +85,13 @@ _TEACHERS = {}
 
 
 def teacher_targets(train, seed, threads, epochs=2):
-    """The CNN teacher for ``train`` (and its features). Training is deterministic, so a
-    teacher for the same images, seed and epochs is trained once and reused (the raw and
-    cbrt rows, the choice on validation and seed 0's row share theirs)."""
+    """The CNN teacher's logits for ``train`` (and its features). Training is deterministic,
+    so a teacher for the same images, seed and epochs is trained once and its logits reused
+    (the raw and cbrt rows, the choice on validation and seed 0's row share them; the logits,
+    not the CNN: its forward pass over the images cost as much as a temperature's fit)."""
     import hashlib
 
-    from mnist_logreg.distill import train_teacher
+    from mnist_logreg.distill import teacher_logits, train_teacher
     with torch.no_grad():
         x = train.features()
     key = (hashlib.sha1(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest(), seed, epochs)
@@ -99,7 +100,7 @@ def teacher_targets(train, seed, threads, epochs=2):
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _TEACHERS[key] = train_teacher(x, train.labels, epochs=epochs, seed=seed, log=None)
+        _TEACHERS[key] = teacher_logits(train_teacher(x, train.labels, epochs=epochs, seed=seed, log=None), x)
         return _TEACHERS[key], x
     finally:
         torch.set_num_threads(old)
