@@ -254,6 +254,13 @@ class Likeness:
         """Fit on ``fit_images`` (n, 784) in [0, 1] with their labels; the table from ``heldout``.
         The features are kept as float32 (63 MB for FIT_IMAGES) and their Gram matrix is summed in
         float32 chunks into float64 (0.6 s where float64 took 1.3 s, for 50,000 images)."""
+        return cls.fit_scoring(fit_images, labels, heldout, classes, components)[0]
+
+    @classmethod
+    def fit_scoring(cls, fit_images: torch.Tensor, labels: torch.Tensor, heldout: torch.Tensor, classes: int = 10,
+                    components: int = COMPONENTS) -> tuple["Likeness", torch.Tensor]:
+        """:meth:`fit`, and the held-out images' scores its table was taken from (the calibration
+        reads their likeness next: scored once, not twice, 0.25 s for 10,000 images)."""
         if len(fit_images) > FIT_IMAGES:
             pick = torch.randperm(len(fit_images), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES]
             fit_images, labels = fit_images[pick], labels[pick]
@@ -283,7 +290,7 @@ class Likeness:
         model = cls(mean, basis, centres, whiten, log_det, max(noise, 1e-8), torch.zeros(1, dtype=torch.float64))
         scores = model.score(heldout)
         model.table = torch.quantile(scores, torch.linspace(0, 1, LEVELS, dtype=torch.float64))
-        return model
+        return model, scores
 
 
 def _half(t: torch.Tensor) -> torch.Tensor:
@@ -388,8 +395,8 @@ def fit_trust(model, fit_set, heldout_set, *, classes: int = 10, probe_model=Non
     x_held = heldout_set.features()
     if len(fit_set) > FIT_IMAGES:  # the sample Likeness.fit would take, before the float copy
         fit_set = fit_set.subset(torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES])
-    likeness = Likeness.fit(fit_set.features(), fit_set.labels, x_held, classes)
+    likeness, held_scores = Likeness.fit_scoring(fit_set.features(), fit_set.labels, x_held, classes)
     with torch.no_grad():
         logits = probe(x_held.to(probe.linear.weight.device)).cpu()
-    calibrator = Calibrator.fit(logits, heldout_set.labels, likeness.likeness(x_held))
+    calibrator = Calibrator.fit(logits, heldout_set.labels, likeness.of_score(held_scores))
     return Trust(calibrator, likeness, heldout)
