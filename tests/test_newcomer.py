@@ -22,8 +22,8 @@ def test_every_default_is_said_once(run_cli):
 
 def test_runs_and_compare_show_each_setting_once_and_mark_epochs(tmp_path, run_cli, data_dir):
     for name, args in (("a", ["--epochs", "1"]), ("b", ["--epochs", "2", "--dataset", "fashion-mnist"])):
-        code, _, err = run_cli("train", "--val-size", "1000", "--calibration-holdout", "0", "--no-report",
-                               "--runs-dir", tmp_path, "--name", name, *args)
+        code, _, err = run_cli("train", "--val-size", "1000", "--train-size", "5000", "--calibration-holdout", "0",
+                               "--no-report", "--runs-dir", tmp_path, "--name", name, *args)
         assert code == 0, err
     code, out, _ = run_cli("runs", tmp_path)
     header = out.splitlines()[0].split()

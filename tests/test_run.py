@@ -51,7 +51,9 @@ def test_train_run_writes_what_the_cli_writes(tmp_path, run_cli):
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    cfg = TrainConfig(epochs=4, seed=2, val_size=1000, data_dir=str(SHARED_DATA))
+    # 5,000 training images: 40 batches an epoch, and a run's end (calibration, likeness, the
+    # test set's answers) a third of the 59,000's, which made this test three times longer
+    cfg = TrainConfig(epochs=4, seed=2, val_size=1000, train_size=5000, data_dir=str(SHARED_DATA))
     full = train_run(cfg, runs_dir=tmp_path, name="full", report=False, log=None)
     part = train_run(cfg.replace(epochs=2), runs_dir=tmp_path, name="part", report=False, log=None)
     lines = []
@@ -62,6 +64,31 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert _strip_times(resumed.history) == _strip_times(full.history)
     assert lines[-1].startswith("wrote ") and any(ln.startswith("Epoch [3]") for ln in lines)
     assert TrainConfig.load(part.path / "config.toml").epochs == 4  # config.toml follows the run
+
+
+def test_train_size_trains_on_a_seeded_sample_of_the_split(tmp_path, run_cli):
+    """train_size: the first N images of the seed's training split (a seeded sample), recorded
+    with the run, kept on resume, read back by evaluate --split train; too many is one line."""
+    from mnist_logreg import load_dataset, split
+
+    lines = []
+    cfg = TrainConfig(train_size=1500, val_size=1000, seed=3, epochs=1, data_dir=str(SHARED_DATA))
+    run = train_run(cfg, runs_dir=tmp_path, name="s", report=False, log=lines.append)
+    assert "data: 1,500 train, 1,000 validation, 10,000 test (mnist)" in lines, lines[:3]
+    assert run.config.train_size == 1500 and TrainConfig.load(run.path / "config.toml").train_size == 1500
+    code, out, err = run_cli("evaluate", run.path, "--split", "train", "--data-dir", SHARED_DATA, "--json")
+    train, _ = split(load_dataset("mnist", "train", SHARED_DATA), 1000, 3)
+    sample = train.subset(slice(0, 1500))
+    assert code == 0 and json.loads(out)["n"] == 1500, err
+    from mnist_logreg import evaluate
+    assert json.loads(out)["accuracy"] == pytest.approx(evaluate(run.model, sample)["accuracy"])
+    with pytest.raises(ConfigError, match="^train_size cannot change when a run is resumed"):
+        run.resume(epochs=1, train_size=2000, log=None)
+    with pytest.raises(ConfigError, match="^train_size is 60,000, but the training split holds 59,000 images"):
+        train_run(cfg.replace(train_size=60_000), runs_dir=tmp_path, name="big", log=None)
+    code, _, err = run_cli("train", "--train-size", 60_000, "--val-size", 1000, "--runs-dir", tmp_path)
+    assert code == 2 and err == "error: --train-size is 60,000, but the training split holds 59,000 images\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # nothing written for the refused ones
 
 
 def test_resume_refuses_settings_that_change_the_maths(tmp_path, run_cli):
@@ -192,7 +219,8 @@ def test_every_setting_is_an_option_and_reaches_the_config():
     """The train options are generated from TrainConfig: each field's flag parses to the field."""
     from mnist_logreg.cli import _given
     changed = {"dataset": "fashion-mnist", "data_dir": "d", "no_download": True, "train_csv": "t.csv",
-               "val_size": 5, "seed": 7, "dry_run": True, "calibration_holdout": 100, "transform": "cbrt", "solver": "minibatch", "epochs": 3,
+               "val_size": 5, "train_size": 300, "seed": 7, "dry_run": True, "calibration_holdout": 100,
+               "transform": "cbrt", "solver": "minibatch", "epochs": 3,
                "extra_images": "mine", "extra_weight": 5,
                "lr": 0.5, "batch_size": 64, "optimizer": "adamw", "lr_schedule": "cosine", "momentum": 0.5,
                "weight_decay": 0.25, "loss_cap": 4.0, "loss_q": 0.25, "average_from": 2, "augment_shift": 1.0,

@@ -668,10 +668,10 @@ def _dataset_for(ckpt, args):
 def cmd_evaluate(args):
     from .checkpoint import load_checkpoint
     from .config import TrainConfig
-    from .data import load_dataset, split
+    from .data import load_dataset
     from .metrics import confusion_matrix, evaluate, format_confusion, per_class_accuracy
     from .model import predict
-    from .run import config_of
+    from .run import config_of, run_split
 
     ckpt = load_checkpoint(args.checkpoint)
     name = _dataset_for(ckpt, args)
@@ -680,7 +680,7 @@ def cmd_evaluate(args):
     else:  # the run's own split (a notebook .pth: the default one)
         full = load_dataset(name, "train", args.data_dir, download=not args.no_download)
         cfg = config_of(ckpt) if ckpt.config else TrainConfig()
-        tr, va = split(full, cfg.val_size, cfg.seed)
+        tr, va = run_split(cfg, full)
         data = va if args.split == "val" else tr
     r = evaluate(ckpt.model, data)
     preds = predict(ckpt.model, data.images).argmax(1)

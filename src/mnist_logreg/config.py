@@ -165,6 +165,9 @@ class TrainConfig(_Settings):
         20, "how many times each --extra-images example counts (it is repeated in the training split)", low=1,
         high=10_000, metavar="W")
     val_size: int = setting(10_000, "validation images held out of train", low=0, high=10**9)
+    train_size: int = setting(
+        0, "train on this many images of the training split, a seeded sample (0: all of them): a quicker run, or "
+           "a point of a learning curve; validation and test sets stay whole", low=0, high=10**9, metavar="N")
     seed: int = setting(0, "seed of the initial weights, the split and the shuffling", low=0, high=2**32 - 1)
     dry_run: bool = setting(False, "a quick check: 1 epoch on 2,000 training images, 1,000 validation images")
     calibration_holdout: int = setting(
@@ -291,8 +294,8 @@ class TuneConfig(_Settings):
 
 
 #: the TrainConfig settings that ``tune`` uses (its command-line options, beside TuneConfig's)
-TUNE_TRAIN_SETTINGS = ("dataset", "data_dir", "no_download", "transform", "seed", "val_size", "dry_run", "tol",
-                       "threads")
+TUNE_TRAIN_SETTINGS = ("dataset", "data_dir", "no_download", "transform", "seed", "val_size", "train_size",
+                       "dry_run", "tol", "threads")
 
 
 #: name -> (settings, what it is): the recipes of bench/accuracy.md, each chosen on validation

@@ -241,9 +241,23 @@ def _device(name: str) -> str:
     return name
 
 
+def run_split(cfg: TrainConfig, full):
+    """The run's (train, validation) split of ``full``: ``val_size`` images held out by ``seed``,
+    and the first ``train_size`` of the rest (the split is a seeded permutation: a seeded sample)."""
+    from .data import split
+
+    train, val = split(full, cfg.val_size, cfg.seed)
+    if cfg.train_size:
+        if cfg.train_size > len(train):
+            raise ConfigError(f"{_ref('train_size')} is {cfg.train_size:,}, but the training split holds "
+                              f"{len(train):,} images")
+        train = train.subset(slice(0, cfg.train_size))
+    return train, val
+
+
 def load_training_data(cfg: TrainConfig, log=print) -> TrainingData:
     """The run's training, validation and test sets, read and checked."""
-    from .data import load_dataset, load_kaggle_csv, split
+    from .data import load_dataset, load_kaggle_csv
 
     if cfg.train_csv:
         full = load_kaggle_csv(cfg.train_csv, labelled=True)
@@ -253,7 +267,7 @@ def load_training_data(cfg: TrainConfig, log=print) -> TrainingData:
     else:
         full = load_dataset(cfg.dataset, "train", cfg.data_dir, download=not cfg.no_download, log=log)
         test = load_dataset(cfg.dataset, "test", cfg.data_dir, download=False, log=log)
-    train, val = split(full, cfg.val_size, cfg.seed)
+    train, val = run_split(cfg, full)
     if cfg.dry_run:
         train, val = train.subset(slice(0, 2000)), val.subset(slice(0, 1000))
         test = test.subset(slice(0, 1000)) if test is not None else None
