@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 # one torch thread per test process, as .ci/run sets it: `make test` runs a worker per core, and
-# torch's default (a thread per core in each worker) made the suite 2.3x slower on 2 cores
-# (386 s against 171 s, the same machine); a test that spawns a process passes it on
+# torch's default (a thread per core in each worker) made the suite 1.6x slower on 2 cores
+# (243 s against 150 s, the same code and machine); a test that spawns a process passes it on
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import SHARED_DATA  # noqa: E402
