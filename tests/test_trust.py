@@ -118,6 +118,31 @@ def test_answer_states_from_probabilities_and_likeness(p, like, state):
     assert decide(p, like)[0] == state
 
 
+def test_decide_all_is_the_rule_row_by_row():
+    """decide_all (the whole test set at once) against the rule as written for one row: the
+    runner-up is the next class in a stable descending sort, ties and thresholds included."""
+    from mnist_logreg.answers import decide_all
+
+    def one(p, like, top):
+        order = [int(i) for i in np.argsort(-np.asarray(p), kind="stable")]
+        top = order[0] if top is None else top
+        second = next((i for i in order if i != top), top)
+        state = ("not-a-digit" if like is not None and like < NOT_A_DIGIT_BELOW else
+                 "unsure" if p[top] < SURE_AT or (like is not None and like < UNUSUAL_BELOW) else "digit")
+        return state, top, second
+
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 10):
+        p = rng.choice([0.0, 0.15, 0.3, SURE_AT - 1e-9, SURE_AT, 1.0], size=(400, k))  # ties on purpose
+        like = rng.choice([0.0, NOT_A_DIGIT_BELOW, 0.03, UNUSUAL_BELOW, 1.0], size=400)
+        top = rng.integers(0, k, 400)
+        for likes, tops in ((like, top), (None, None)):
+            states, t, second = decide_all(torch.tensor(p), likes, tops)
+            want = [one(p[i], None if likes is None else likes[i], None if tops is None else int(tops[i]))
+                    for i in range(400)]
+            assert list(zip(states, t.tolist(), second.tolist())) == want
+
+
 def test_blank_and_too_small_pictures_are_states(run, tmp_path):
     pred = Predictor.from_checkpoint(run.checkpoint)
     page = Image.new("L", (400, 400), 255)
