@@ -199,3 +199,16 @@ def test_extra_datasets_from_a_json_file(tmp_path, monkeypatch):
     spec.write_text("[{\"name\": \"broken\"}]")
     with pytest.raises(ConfigError, match="not a valid dataset list"):
         get_spec("broken")
+
+
+def test_subset_by_positions_slices_masks_and_negatives_are_the_rows_indexing_gives():
+    """subset takes positions through index_select (faster); any index picks what indexing picks."""
+    from mnist_logreg.data import ImageSet
+
+    g = torch.Generator().manual_seed(0)
+    s = ImageSet(torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8, generator=g), torch.arange(50) % 10,
+                 tuple("0123456789"))
+    for index in (torch.randperm(50, generator=g), torch.tensor([3, 3, 0], dtype=torch.int32), torch.tensor([-1, 2]),
+                  torch.arange(50) % 3 == 0, slice(5, 20, 3), [4, 1], torch.tensor([], dtype=torch.long)):
+        sub = s.subset(index)
+        assert torch.equal(sub.images, s.images[index]) and torch.equal(sub.labels, s.labels[index]), index
