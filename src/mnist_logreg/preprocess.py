@@ -208,11 +208,21 @@ def preprocess_with_extent(image, name: str | None = None, polarity: str = "auto
     """:func:`preprocess`, and the ink's extent: the longer side of its bounding box over the
     picture's longer side (1.0: the ink spans the picture; under ``answers.MIN_INK_SIDE``: too
     small to read)."""
-    from PIL import Image
-
     label = name or "image"
     if polarity not in POLARITIES:
         raise ValueError(f"polarity: expected one of {', '.join(POLARITIES)}, got {polarity!r}")
+    arr = _light_on_dark(_grey(image, name, label), polarity)
+    if min(arr.shape) >= 56:
+        arr = _flatten_lighting(arr)
+    arr, ink = _ink(arr, label)
+    crop, extent = _crop_to_ink(arr, ink, label)
+    return _centred(_fit_into_20(crop), label), extent
+
+
+def _grey(image, name, label: str) -> np.ndarray:
+    """The picture as a float64 grey array in [0, 1]."""
+    from PIL import Image
+
     if isinstance(image, np.ndarray):
         arr = image.astype(np.float64)
         if arr.ndim != 2:
@@ -225,23 +235,33 @@ def preprocess_with_extent(image, name: str | None = None, polarity: str = "auto
         raise ImageError(f"{label}: empty image")
     if not np.isfinite(arr).all():
         raise ImageError(f"{label}: contains NaN or infinite values")
+    return arr
 
-    # -- polarity: the border is background; light background means dark ink: invert ------
+
+def _light_on_dark(arr: np.ndarray, polarity: str) -> np.ndarray:
+    """Polarity: the border is background; a light background means dark ink: inverted."""
     border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
     if polarity == "dark-on-light" or (polarity == "auto" and np.median(border) > 0.5):
-        arr = 1.0 - arr
+        return 1.0 - arr
+    return arr
 
-    # -- noise and lighting, in large images (a photo's): a 3x3 median filter removes sensor
-    #    specks; the paper's level (shadows, gradients, vignetting) is subtracted -------------
-    if min(arr.shape) >= 56:
-        from PIL import ImageFilter
-        # the filtered picture is float32, and the opening's minima and maxima are exact in it: half
-        # the memory traffic of float64 (140 -> 75 ms for a 1,024-pixel photo), the same numbers
-        arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").filter(ImageFilter.MedianFilter(3)))
-        level = paper_level(arr)
-        arr = np.maximum((arr.astype(np.float64) - level) / (1.0 - level), 0.0)  # paper -> 0, full ink stays 1
 
-    # -- Otsu's threshold splits ink from background; background -> 0, ink -> 1 ---------------
+def _flatten_lighting(arr: np.ndarray) -> np.ndarray:
+    """Noise and lighting, in large images (a photo's): a 3x3 median filter removes sensor
+    specks; the paper's level (shadows, gradients, vignetting) is subtracted: paper -> 0, full
+    ink stays 1. The filtered picture is float32, and the opening's minima and maxima are exact
+    in it: half the memory traffic of float64 (140 -> 75 ms for a 1,024-pixel photo)."""
+    from PIL import Image, ImageFilter
+
+    arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").filter(ImageFilter.MedianFilter(3)))
+    level = paper_level(arr)
+    return np.maximum((arr.astype(np.float64) - level) / (1.0 - level), 0.0)
+
+
+def _ink(arr: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Otsu's threshold splits ink from background: background -> 0, ink -> 1, the soft edges of
+    strokes kept and faint specks dropped; and the mask the crop follows (ruled lines and smudges
+    under half the ink's level are not ink)."""
     if arr.max() - arr.min() < 0.08:
         raise ImageError(f"{label}: blank image (no ink found)")
     t = otsu_threshold(arr)
@@ -251,26 +271,41 @@ def preprocess_with_extent(image, name: str | None = None, polarity: str = "auto
     bg, fg = float(np.median(below)), float(np.percentile(above, 90))
     if fg - bg < 0.08:
         raise ImageError(f"{label}: blank image (no ink found)")
-    ink = arr >= max(t, (bg + fg) / 2)  # the crop: ruled lines and smudges under half the ink's level are not ink
+    ink = arr >= max(t, (bg + fg) / 2)
     arr = np.clip((arr - bg) / (fg - bg), 0.0, 1.0)
-    arr[arr < 0.5 * (t - bg) / (fg - bg)] = 0.0  # keep the soft edges of strokes, drop faint specks
+    arr[arr < 0.5 * (t - bg) / (fg - bg)] = 0.0
+    return arr, ink
 
-    # -- crop to the ink (pixels over the threshold) and fit the longer side into 20 pixels --
+
+def _crop_to_ink(arr: np.ndarray, ink: np.ndarray, label: str) -> tuple[np.ndarray, float]:
+    """The bounding box of the ink, and its longer side over the picture's."""
     ys, xs = np.nonzero(ink)
     if ys.size == 0:
         raise ImageError(f"{label}: blank image (no ink found)")
     crop = arr[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return crop, max(crop.shape) / max(arr.shape)
+
+
+def _fit_into_20(crop: np.ndarray) -> np.ndarray:
+    """The crop with its longer side resized to 20 pixels (Lanczos), in the middle of a 28x28
+    canvas, as MNIST's digits were."""
+    from PIL import Image
+
     h, w = crop.shape
-    extent = max(h, w) / max(arr.shape)
     scale = 20.0 / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((new_w, new_h), Image.LANCZOS))
-    small = np.clip(small, 0.0, 1.0)
-
-    # -- pad to 28x28, then move the centre of mass to (14, 14) ------------------------------
     canvas = np.zeros((28, 28), dtype=np.float32)
     top, left = (28 - new_h) // 2, (28 - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = small
+    canvas[top:top + new_h, left:left + new_w] = np.clip(small, 0.0, 1.0)
+    return canvas
+
+
+def _centred(canvas: np.ndarray, label: str) -> np.ndarray:
+    """The canvas shifted so that its centre of mass is at (14, 14) (bilinear), its brightest
+    pixel full white as MNIST's strokes are, rounded to the 256 levels of the training data."""
+    from PIL import Image
+
     if canvas.sum() <= 0:
         raise ImageError(f"{label}: blank image (no ink found)")
     cy, cx = center_of_mass(canvas)
@@ -279,8 +314,8 @@ def preprocess_with_extent(image, name: str | None = None, polarity: str = "auto
     shifted = Image.fromarray(canvas, mode="F").transform((28, 28), Image.AFFINE, (1, 0, dx, 0, 1, dy),
                                                           resample=Image.BILINEAR)
     out = np.clip(np.asarray(shifted, dtype=np.float32), 0.0, 1.0)
-    out /= out.max()  # MNIST's strokes reach full white: so do ours after the resampling
-    return (np.round(out * 255) / 255).astype(np.float32), extent  # the 256 levels of the training data
+    out /= out.max()
+    return (np.round(out * 255) / 255).astype(np.float32)
 
 
 def expand_image_args(paths) -> list[Path]:
