@@ -52,9 +52,9 @@ def deskew(x: torch.Tensor, size: tuple = (28, 28)) -> torch.Tensor:
     cov = (weighted * (c - c0.view(-1, 1, 1))).sum((1, 2)) / total
     alpha = cov / var_r.clamp_min(1e-6)
     # where each output pixel samples, in grid_sample's normalised coordinates (align_corners=False:
-    # pixel i -> (2i + 1) / 28 - 1). The row depends on (image, row) only and the shear on (image,
-    # row): both are computed at that size and broadcast, the same arithmetic element for element
-    # as on full (n, 28, 28) grids, which took half of deskew's time (20 of 40 ms per 2,048 images)
+    # pixel i -> (2i + 1) / 28 - 1). The source row and the shear's offset depend on (image, row)
+    # only: computed at that size and broadcast, they are the same arithmetic element for element as
+    # on full (n, 28, 28) grids, which took half of deskew's time (20 of 40 ms per 2,048 images)
     src_r = r + (r0 - hr).view(-1, 1, 1)                                   # (n, h, 1)
     src_c = c + alpha.view(-1, 1, 1) * (r - hr) + (c0 - hc).view(-1, 1, 1)  # (n, h, w)
     grid = torch.stack([(src_c + 0.5) / hc - 1, ((src_r + 0.5) / hr - 1).expand(n, h, w)], dim=-1)
