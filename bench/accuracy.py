@@ -106,9 +106,9 @@ def teacher_targets(train, seed, threads, epochs=2):
         torch.set_num_threads(old)
 
 
-def run_distilled(train, val, test, epochs, seed, teacher, x, temperature, alpha, transform="none", cosine=False):
+def run_distilled(train, val, test, epochs, seed, logits, x, temperature, alpha, transform="none", cosine=False):
     from mnist_logreg.distill import soft_targets
-    soft = soft_targets(teacher, x, train.labels, temperature, alpha) if alpha < 1 else None
+    soft = soft_targets(logits, x, train.labels, temperature, alpha) if alpha < 1 else None
     torch.manual_seed(seed)
     m = MnistModel(transform=transform)
     fit(m, train, None, epochs=epochs, seed=seed, soft_targets=soft, log=None,
@@ -215,17 +215,17 @@ def main():
                 refit_accs, refit_secs = [], []
             if kind == "distill":  # (temperature, alpha) on the first seed's validation split
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
-                teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
+                logits, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
                 grid = DISTILL_GRID[:1] if args.smoke else DISTILL_GRID
                 chosen_t, chosen_a = pick(label, grid, lambda g: run_distilled(train, val, None, args.epochs, args.seeds[0],
-                                                                               teacher, x, *g)[1], _t_alpha)
+                                                                               logits, x, *g)[1], _t_alpha)
             if kind == "combo":  # (temperature, alpha) with the cosine schedule, on validation
                 combo_epochs = 1 if args.smoke else 60
                 train, val = split(full, 2_000 if args.smoke else 10_000, args.seeds[0])
-                teacher, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
+                logits, x = teacher_targets(train, args.seeds[0], args.threads, 1 if args.smoke else 2)
                 grid = COMBO_GRID[:1] if args.smoke else COMBO_GRID
                 chosen_t, chosen_a = pick(label, grid, lambda g: run_distilled(train, val, None, combo_epochs, args.seeds[0],
-                                                                               teacher, x, *g, transform=transform,
+                                                                               logits, x, *g, transform=transform,
                                                                                cosine=True)[1], _t_alpha)
                 refit_accs, refit_secs = [], []
             if kind == "average":
@@ -243,17 +243,17 @@ def main():
                     acc, v = run_augmented(train, val, test, args.epochs, seed, chosen)
                     notes.append(", ".join(f"{k} {v}" for k, v in chosen.items()))
                 elif kind == "distill":  # each seed trains its own teacher on its own split
-                    teacher, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
-                    acc, v = run_distilled(train, val, test, args.epochs, seed, teacher, x, chosen_t, chosen_a)
+                    logits, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
+                    acc, v = run_distilled(train, val, test, args.epochs, seed, logits, x, chosen_t, chosen_a)
                     notes.append(f"teacher CNN {1 if args.smoke else 2} epochs, T {chosen_t}, alpha {chosen_a}")
                 elif kind == "combo":  # on the seed's split, then refitted on train + validation
-                    teacher, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
-                    acc, v = run_distilled(train, val, test, combo_epochs, seed, teacher, x, chosen_t, chosen_a,
+                    logits, x = teacher_targets(train, seed, args.threads, 1 if args.smoke else 2)
+                    acc, v = run_distilled(train, val, test, combo_epochs, seed, logits, x, chosen_t, chosen_a,
                                            transform=transform, cosine=True)
                     notes.append(f"{combo_epochs} epochs, lr 0.001, T {chosen_t}, alpha {chosen_a}")
                     t1 = time.perf_counter()
-                    teacher, x = teacher_targets(full, seed, args.threads, 1 if args.smoke else 2)
-                    refit_accs.append(run_distilled(full, None, test, combo_epochs, seed, teacher, x, chosen_t,
+                    logits, x = teacher_targets(full, seed, args.threads, 1 if args.smoke else 2)
+                    refit_accs.append(run_distilled(full, None, test, combo_epochs, seed, logits, x, chosen_t,
                                                     chosen_a, transform=transform, cosine=True)[0])
                     refit_secs.append(time.perf_counter() - t1)
                 elif kind == "average":

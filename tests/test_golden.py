@@ -73,24 +73,27 @@ def fingerprint_gap(model, case) -> float:
     return max(np.abs(W @ R - np.array(want["Wr"])).max(), np.abs(b - np.array(want["b"])).max())
 
 
+def _cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def cpu_kind() -> str:
     """The CPU as MKL tells kinds apart: its vendor, and "avx512f" for an Intel CPU that has it
     (AMD's AVX2-only and AVX-512 EPYCs gave the same bits)."""
-    try:
-        info = open("/proc/cpuinfo").read()
-    except OSError:
-        return platform.machine()
-    vendor = next((line.split(":")[1].strip() for line in info.splitlines() if line.startswith("vendor_id")), "")
+    info = _cpuinfo()
+    vendor = next((line.split(":")[1].strip() for line in info.splitlines() if line.startswith("vendor_id")),
+                  platform.machine())
     return vendor + (" avx512f" if vendor == "GenuineIntel" and "avx512f" in info.split() else "")
 
 
 def bit_for_bit_here() -> bool:
     """Where the kernel's hashes hold bit for bit (see the module's docstring)."""
     from mnist_logreg.engines import _native
-    try:
-        flags = open("/proc/cpuinfo").read().split()
-    except OSError:
-        return False
+    flags = _cpuinfo().split()
     return (platform.machine() == "x86_64" and "avx2" in flags and "fma" in flags
             and (_native._loaded_path is None or "-march=native" in _native.built_flags))
 

@@ -84,10 +84,10 @@ class ImageSet:
                 and (len(index) == 0 or int(index.min()) >= 0)):
             # positions (a split's permutation): index_select, 2.6x faster than indexing (26 against
             # 67 ms for 60,000 images), the same rows
-            return ImageSet(self.images.index_select(0, index), self.labels.index_select(0, index), self.classes,
-                            name if name is not None else self.name)
-        return ImageSet(self.images[index], self.labels[index], self.classes,
-                        name if name is not None else self.name)
+            pick = lambda t: t.index_select(0, index)  # noqa: E731
+        else:
+            pick = lambda t: t[index]  # noqa: E731
+        return ImageSet(pick(self.images), pick(self.labels), self.classes, name if name is not None else self.name)
 
 
 # --------------------------------------------------------------------------------------

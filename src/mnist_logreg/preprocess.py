@@ -250,7 +250,7 @@ def _flatten_lighting(arr: np.ndarray) -> np.ndarray:
     """Noise and lighting, in large images (a photo's): a 3x3 median filter removes sensor
     specks; the paper's level (shadows, gradients, vignetting) is subtracted: paper -> 0, full
     ink stays 1. The filtered picture is float32, and the opening's minima and maxima are exact
-    in it: half the memory traffic of float64 (140 -> 75 ms for a 1,024-pixel photo)."""
+    in it: no float64 copy to filter (a 1,024-pixel photo's preprocessing 13% quicker)."""
     from PIL import Image, ImageFilter
 
     arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").filter(ImageFilter.MedianFilter(3)))
