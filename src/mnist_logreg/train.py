@@ -169,51 +169,29 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
     check_average_from(cfg.average_from, last_epoch)
     log = log or (lambda *a, **k: None)
     W, b = model.linear.weight, model.linear.bias
-    device = W.device
     opt = optimizer if optimizer is not None else make_optimizer(
         model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     history = history if history is not None else History()
-    threads = cfg.threads or (DEFAULT_THREADS if device.type == "cpu" else None)
+    threads = cfg.threads or (DEFAULT_THREADS if W.device.type == "cpu" else None)
 
     with num_threads(threads), torch.no_grad():
-        # -- data: kept as uint8 (4x less memory traffic than float), moved to the device once;
-        #    gathering a batch of uint8 rows and converting it measured fastest (bench/)
-        transform = getattr(model, "transform", "none")
-        x, y, scale = feature_matrix(train, device, transform)
-        valid = feature_matrix(val, device, transform) if val is not None else None
-        _check_data(x, y, valid, W)
-        engine = pick_engine(cfg.engine, opt, W, x, soft=soft_targets is not None)
-        evaluate_val = _validator(valid, engine, model) if valid is not None else None
-        soft = _check_soft_targets(soft_targets, len(y), W)
-        weights = _mean_one_weights(sample_weight, len(y), W)
-        augment = augment if augment is not None else Augment(
-            shift=cfg.augment_shift, rotate=cfg.augment_rotate, scale=cfg.augment_scale, elastic=cfg.augment_elastic)
-        base = _augment_base(train, device, len(y)) if augment.active else None
-        history.engine = engine
-
-        def end_epoch(epoch, train_loss, seconds):
-            if epoch > start_epoch:
-                _check_diverged(epoch, train_loss, W, b, opt)
-            row = {"epoch": epoch, "train_loss": train_loss, **_val_row(evaluate_val), "seconds": seconds}
-            history.rows.append(row)
-            if epoch > start_epoch and on_epoch is not None:
-                on_epoch(epoch, row, opt)  # checkpoint first: a printed epoch is a saved epoch
-            if evaluate_val is not None:
-                log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
-            else:  # no validation split (val_size 0): what there is
-                log(f"Epoch [{epoch}], train_loss: {train_loss:.4f}")
-
+        # -- data: kept as uint8 (4x less memory traffic than float), moved to the device once,
+        #    checked; the engine that will read it
+        d = _inputs(model, train, val, cfg, opt, soft_targets, sample_weight, augment)
+        history.engine = d.engine
+        end_epoch = _EpochEnd(history, d.evaluate_val, on_epoch, log, start_epoch, opt, W, b)
+        x, y, scale = d.x, d.y, d.scale
         if not history.rows:  # epoch 0: the model before any training
-            before = (native_evaluator(x, y, scale, W, b)() if engine == "native"
+            before = (native_evaluator(x, y, scale, W, b)() if d.engine == "native"
                       else evaluate_matrix(model, x, y, scale))  # no float copy of the training set
             end_epoch(0, before["loss"], 0.0)
 
         # -- the epochs ---------------------------------------------------------------------
         W.grad, b.grad = torch.zeros_like(W), torch.zeros_like(b)
         n, bs = len(y), cfg.batch_size
-        run = make_engine(engine, opt, W, b, x, bs, cfg, augmenting=base is not None)
-        true_logp = torch.empty(n, device=device, dtype=W.dtype)  # one buffer: no host sync inside the epoch
-        onehot = torch.eye(W.shape[0], device=device, dtype=W.dtype)
+        run = make_engine(d.engine, opt, W, b, x, bs, cfg, augmenting=d.base is not None)
+        true_logp = torch.empty(n, device=W.device, dtype=W.dtype)  # one buffer: no host sync inside the epoch
+        onehot = torch.eye(W.shape[0], device=W.device, dtype=W.dtype)
         step_images = bs * max(1, CHUNK_IMAGES // bs)  # whole batches per call: the Python loop's batches
         average = _WeightAverage(W, b, cfg.average_from)
         base_lr = current_lr(opt)
@@ -222,19 +200,76 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
             t0 = time.perf_counter()
             if cfg.lr_schedule == "cosine":
                 set_lr(opt, base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / last_epoch)))
-            if base is not None:  # a freshly distorted copy of the training images, then the transform
-                x, scale = _augmented(base, augment, transform, cfg.seed, epoch), 1.0
-            order = _shuffled(y, weights, soft, onehot if engine != "native" else None, cfg.seed, epoch)
+            if d.base is not None:  # a freshly distorted copy of the training images, then the transform
+                x, scale = _augmented(d.base, d.augment, d.transform, cfg.seed, epoch), 1.0
+            order = _shuffled(y, d.weights, d.soft, onehot if d.engine != "native" else None, cfg.seed, epoch)
             with _progress_bar(n, epoch, last_epoch, show) as bar:
                 train_loss = _one_pass(run, x, scale, order, true_logp, step_images, bar, epoch)
             end_epoch(epoch, train_loss, time.perf_counter() - t0)
             average.add(epoch, W, b)
         if average.count:  # the model ends as the average, validated and logged
             history.average = average.apply(W, b, max(cfg.average_from, start_epoch + 1), last_epoch,
-                                            evaluate_val, log)
+                                            d.evaluate_val, log)
         W.grad = b.grad = None
         set_lr(opt, base_lr)  # a later call (a resumed run) starts from the same base rate
     return history
+
+
+@dataclass
+class _Inputs:
+    """What :func:`fit` reads: the training matrix (``x`` uint8 or float, times ``scale``), its
+    labels, the engine chosen for it, the validation function, soft targets, sample weights, the
+    augmentation and the images it distorts (``base``, or None), and the model's transform."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    scale: float
+    engine: str
+    evaluate_val: object
+    soft: torch.Tensor | None
+    weights: torch.Tensor | None
+    augment: Augment
+    base: torch.Tensor | None
+    transform: str
+
+
+def _inputs(model, train, val, cfg, opt, soft_targets, sample_weight, augment) -> _Inputs:
+    """fit's inputs on the model's device, checked (gathering a batch of uint8 rows and
+    converting it measured fastest: bench/)."""
+    W = model.linear.weight
+    transform = getattr(model, "transform", "none")
+    x, y, scale = feature_matrix(train, W.device, transform)
+    valid = feature_matrix(val, W.device, transform) if val is not None else None
+    _check_data(x, y, valid, W)
+    engine = pick_engine(cfg.engine, opt, W, x, soft=soft_targets is not None)
+    evaluate_val = _validator(valid, engine, model) if valid is not None else None
+    soft = _check_soft_targets(soft_targets, len(y), W)
+    weights = _mean_one_weights(sample_weight, len(y), W)
+    augment = augment if augment is not None else Augment(
+        shift=cfg.augment_shift, rotate=cfg.augment_rotate, scale=cfg.augment_scale, elastic=cfg.augment_elastic)
+    base = _augment_base(train, W.device, len(y)) if augment.active else None
+    return _Inputs(x, y, scale, engine, evaluate_val, soft, weights, augment, base, transform)
+
+
+class _EpochEnd:
+    """The end of an epoch: the divergence check, the history row (with the validation
+    figures), the caller's hook (a checkpoint: a printed epoch is a saved epoch), the log line."""
+
+    def __init__(self, history, evaluate_val, on_epoch, log, start_epoch, opt, W, b):
+        self.history, self.evaluate_val, self.on_epoch, self.log = history, evaluate_val, on_epoch, log
+        self.start_epoch, self.opt, self.W, self.b = start_epoch, opt, W, b
+
+    def __call__(self, epoch: int, train_loss: float, seconds: float) -> None:
+        if epoch > self.start_epoch:
+            _check_diverged(epoch, train_loss, self.W, self.b, self.opt)
+        row = {"epoch": epoch, "train_loss": train_loss, **_val_row(self.evaluate_val), "seconds": seconds}
+        self.history.rows.append(row)
+        if epoch > self.start_epoch and self.on_epoch is not None:
+            self.on_epoch(epoch, row, self.opt)
+        if self.evaluate_val is not None:
+            self.log(f"Epoch [{epoch}], val_loss: {row['val_loss']:.4f}, val_acc: {row['val_acc']:.4f}")
+        else:  # no validation split (val_size 0): what there is
+            self.log(f"Epoch [{epoch}], train_loss: {train_loss:.4f}")
 
 
 def _shuffled(y, weights, soft, onehot, seed: int, epoch: int):
