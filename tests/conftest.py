@@ -12,6 +12,11 @@ import pytest
 # torch's default (a thread per core in each worker) made the suite 1.6x slower on 2 cores
 # (243 s against 150 s, the same code and machine); a test that spawns a process passes it on
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the report's figures are drawn in the process that asks for them, not in plots.Painter's helper:
+# the helper is there to use an idle second core, and here every core runs a worker; each helper
+# started python and matplotlib again (about 35 of them, 1 s of CPU each; error tests killed theirs
+# unused). test_report.py starts the helper itself and checks that it draws the same files.
+os.environ.setdefault("MNIST_LOGREG_PAINTER", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import SHARED_DATA  # noqa: E402
 

@@ -128,3 +128,27 @@ def test_show_patch_prints_the_pixels(run_cli, mnist_train, tmp_path):
     assert (tmp_path / "p.png").is_file()
     code, _, err = run_cli("show", "--patch", "5:40,0:3")
     assert code == 2 and "--patch" in err
+
+
+def test_the_painters_helper_draws_the_files_drawn_in_process(tmp_path, monkeypatch):
+    """plots.Painter's helper process (the CLI's default on more than one CPU; the suite turns it
+    off, see conftest.py) writes the same PNG bytes as drawing in the calling process."""
+    from mnist_logreg import plots
+    from mnist_logreg.plots import Painter
+
+    rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "val_acc": 0.8 + e / 100} for e in range(1, 6)]
+    cm = [[(5 if i == j else 1) for j in range(10)] for i in range(10)]
+    for where, helper in (("helper", True), ("here", False)):
+        (tmp_path / where).mkdir()
+        with monkeypatch.context() as m:
+            painter = Painter(helper=helper)
+            assert (painter.proc is not None) == helper
+            if helper:  # the helper's own drawing, not finish()'s fallback in this process
+                m.setattr(plots, "curves_plot", None)
+                m.setattr(plots, "confusion_plot", None)
+            painter.draw("curves_plot", rows, tmp_path / where / "curves.png")
+            painter.draw("confusion_plot", cm, [str(c) for c in range(10)], tmp_path / where / "confusion.png")
+            painter.finish()
+            assert painter.proc is None
+    for name in ("curves.png", "confusion.png"):
+        assert (tmp_path / "helper" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()

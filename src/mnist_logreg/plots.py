@@ -21,13 +21,17 @@ class Painter:
     """Draws figures of this module (``draw(name, *args)``) in a helper process when one could
     start (more than one CPU): each job is sent at once, so the helper draws while the caller
     goes on; ``finish()`` waits for the files. Without a helper, or if it fails, the jobs are
-    drawn here at ``finish()``. Arguments must be JSON values (lists, dicts, numbers, str)."""
+    drawn here at ``finish()``. Arguments must be JSON values (lists, dicts, numbers, str).
+
+    ``helper=None`` starts one when there is more than one CPU, unless ``MNIST_LOGREG_PAINTER=0``
+    (the test suite sets it: there every core already runs a test worker)."""
 
     def __init__(self, helper: bool | None = None):
         self.jobs, self.proc = [], None
         if helper is None:
-            helper = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) > 1
-        if helper and os.environ.get("MNIST_LOGREG_PAINTER", "1") != "0":
+            helper = os.environ.get("MNIST_LOGREG_PAINTER", "1") != "0" and (
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) > 1
+        if helper:
             try:
                 self.proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.plots"], stdin=subprocess.PIPE,
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
