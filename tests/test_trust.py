@@ -241,3 +241,39 @@ def test_predict_prints_states_and_explains(run, tmp_path, run_cli):
     code, out, _ = run_cli("predict", run.path, "--index", "0", "1839", "--json")
     r = json.loads(out)
     assert code == 0 and {x["state"] for x in r} <= set(STATES) and r[0]["likeness"] is not None
+
+
+def test_the_likeness_is_fitted_once_per_process_for_the_same_images(mnist_test, monkeypatch):
+    """fit_trust reuses the process's last likeness fit when the images, labels and held-out
+    images are the same bytes: each result equals a fresh Likeness.fit_scoring of those images,
+    and a change of one pixel or one label fits again."""
+    from mnist_logreg import trust
+
+    fit_set, held = mnist_test.subset(slice(0, 3000)), mnist_test.subset(slice(3000, 4000))
+    calls = []
+    fit_scoring = trust.Likeness.fit_scoring
+    monkeypatch.setattr(trust.Likeness, "fit_scoring", lambda *a: calls.append(1) or fit_scoring(*a))
+    model = MnistModel()
+    trust._last_likeness.clear()
+
+    def check(fit_set, held, fits):
+        got = trust.fit_trust(model, fit_set, held)
+        assert len(calls) == fits
+        fresh, _ = fit_scoring(fit_set.features(), fit_set.labels, held.features())
+        for name in ("mean", "basis", "centres", "whiten", "log_det", "table"):
+            assert torch.equal(getattr(got.likeness, name), getattr(fresh, name)), name
+        assert got.likeness.noise == fresh.noise
+        return got
+
+    first = check(fit_set, held, 1)
+    first.likeness.table.zero_()  # what a caller does with its copy stays there
+    check(fit_set, held, 1)
+    images = fit_set.images.clone()
+    images[7, 14, 14] ^= 1
+    check(type(fit_set)(images, fit_set.labels, fit_set.classes), held, 2)
+    labels = fit_set.labels.clone()
+    labels[0] = (labels[0] + 1) % 10
+    check(type(fit_set)(fit_set.images, labels, fit_set.classes), held, 3)
+    images = held.images.clone()
+    images[0, 0, 0] ^= 1
+    check(fit_set, type(held)(images, held.labels, held.classes), 4)

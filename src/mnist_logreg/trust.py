@@ -393,10 +393,34 @@ def fit_trust(model, fit_set, heldout_set, *, classes: int = 10, probe_model=Non
     model's own; a model trained without them when the final one trained on everything)."""
     probe = probe_model if probe_model is not None else model
     x_held = heldout_set.features()
-    if len(fit_set) > FIT_IMAGES:  # the sample Likeness.fit would take, before the float copy
-        fit_set = fit_set.subset(torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES])
-    likeness, held_scores = Likeness.fit_scoring(fit_set.features(), fit_set.labels, x_held, classes)
+    likeness, held_scores = _likeness_of(fit_set, heldout_set, x_held, classes)
     with torch.no_grad():
         logits = probe(x_held.to(probe.linear.weight.device)).cpu()
     calibrator = Calibrator.fit(logits, heldout_set.labels, likeness.of_score(held_scores))
     return Trust(calibrator, likeness, heldout)
+
+
+#: the last likeness fit of this process: (its key, the Likeness, the held-out scores)
+_last_likeness: list = []
+
+
+def _likeness_of(fit_set, heldout_set, x_held: torch.Tensor, classes: int):
+    """:meth:`Likeness.fit_scoring` on ``fit_set`` (its seeded sample of FIT_IMAGES) and the
+    held-out images, fitted once per process for the same images. The likeness model does not
+    read the model being trained, so every resume of a run and every trial of a sweep on one
+    split fitted the same one again: 1.4 s on MNIST (20,000 images fitted, 10,000 scored) against
+    0.03 s to hash the images (2 CPUs, quiet). The result is a copy of what the fit gave."""
+    import copy
+    import hashlib
+
+    key = hashlib.blake2b(repr((classes, COMPONENTS, FIT_IMAGES, torch.get_num_threads())).encode())
+    for t in (fit_set.images, fit_set.labels, heldout_set.images):
+        t = t.contiguous()
+        key.update(repr((t.dtype, tuple(t.shape))).encode())
+        key.update(memoryview(t.numpy()).cast("B"))
+    if not _last_likeness or _last_likeness[0] != key.digest():
+        if len(fit_set) > FIT_IMAGES:  # the sample Likeness.fit would take, before the float copy
+            pick = torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES]
+            fit_set = fit_set.subset(pick)
+        _last_likeness[:] = [key.digest(), *Likeness.fit_scoring(fit_set.features(), fit_set.labels, x_held, classes)]
+    return copy.deepcopy(_last_likeness[1]), _last_likeness[2].clone()
