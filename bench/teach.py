@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,21 +66,9 @@ def wait(page, expression, timeout=10.0):
 
 
 def serve(checkpoint, folder):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg.cli", "serve", str(checkpoint), "--port", str(port),
-                             "--collect", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import httpx
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/"
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server did not start")
+    from abuse import free_port, start_server
+    port = free_port()
+    return start_server(checkpoint, port, options=("--collect", folder)), f"http://127.0.0.1:{port}/"
 
 
 def main():

@@ -253,8 +253,8 @@ def test_workers_serve_the_bytes_checked_at_start(tmp_path, ckpt):
     run = tmp_path / "run"
     run.mkdir()
     shutil.copyfile(ckpt, run / "checkpoint.pt")
-    with serving(run, "--workers", "2") as (url, proc):
-        before = httpx.get(url + "/model.js").text
+    with serving(run, "--workers", "2") as (url, proc), httpx.Client(timeout=5) as client:
+        before = client.get(url + "/model.js").text
         (run / "checkpoint.pt").write_bytes(b"damaged")
         killed = _workers(proc.pid)
         assert len(killed) == 2
@@ -263,14 +263,14 @@ def test_workers_serve_the_bytes_checked_at_start(tmp_path, ckpt):
         for _ in range(300):
             try:
                 restarted = [w for w in _workers(proc.pid) if w not in killed]
-                if len(restarted) == 2 and httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                if len(restarted) == 2 and client.get(url + "/api/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         else:
             raise AssertionError("the killed workers were not replaced")
-        assert all(httpx.get(url + "/model.js").text == before for _ in range(6))
+        assert all(client.get(url + "/model.js").text == before for _ in range(6))
 
 
 def _workers(pid):
