@@ -40,6 +40,20 @@ def run_subprocess(*args, env=None, timeout=300, **kw):
                           capture_output=True, text=True, env=full_env, timeout=timeout, **kw)
 
 
+def stroke_image(k=0):
+    """A 28x28 float32 image in [0, 1]: a vertical bar, its place set by ``k``."""
+    x = np.zeros((28, 28), np.float32)
+    x[4:24, 12 + k % 4:15 + k % 4] = 1.0
+    return x
+
+
+def add_examples(args):
+    """``examples.add`` 25 times into ``folder``, names from ``start`` (a process of a Pool)."""
+    from mnist_logreg import examples
+    folder, start = args
+    return [examples.add(folder, stroke_image(k), 1, num_classes=10, limit=10_000) for k in range(start, start + 25)]
+
+
 def free_port() -> int:
     import socket
     s = socket.socket()

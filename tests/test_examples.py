@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import add_examples
+from helpers import stroke_image as _one
 from mnist_logreg import ConfigError, TrainConfig, examples, train_run
-
-
-def _one(k=0):
-    x = np.zeros((28, 28), np.float32)
-    x[4:24, 12 + k % 4:15 + k % 4] = 1.0
-    return x
 
 
 def test_saved_examples_read_back_exactly(tmp_path):
@@ -26,15 +22,12 @@ def test_saved_examples_read_back_exactly(tmp_path):
     assert text[0] == "file,label,saved" and len(text) == 13 and text[1].startswith(names[0] + ",0,")
 
 
-def _add_many(args):
-    folder, start = args
-    return [examples.add(folder, _one(k), 1, num_classes=10, limit=10_000) for k in range(start, start + 25)]
-
-
 def test_processes_adding_at_once_lose_and_overwrite_nothing(tmp_path):
-    """4 processes (serve --workers 4) save 25 examples each into one folder at the same time."""
+    """4 processes (serve --workers 4) save 25 examples each into one folder at the same time.
+    Their work is in helpers.py, which spawned processes import without torch (from this file,
+    each imported torch: 5 s of CPU)."""
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        names = sum(pool.map(_add_many, [(tmp_path, 25 * i) for i in range(4)]), [])
+        names = sum(pool.map(add_examples, [(tmp_path, 25 * i) for i in range(4)]), [])
     _, labels, read_names = examples.read(tmp_path, num_classes=10)
     assert len(names) == len(set(names)) == 100 and sorted(read_names) == sorted(names)
     assert len(list(tmp_path.glob("*.png"))) == 100 and not list(tmp_path.glob(".*"))  # no temporary left
