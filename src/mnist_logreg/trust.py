@@ -400,8 +400,8 @@ def fit_trust(model, fit_set, heldout_set, *, classes: int = 10, probe_model=Non
     return Trust(calibrator, likeness, heldout)
 
 
-#: the last likeness fit of this process: (its key, the Likeness, the held-out scores)
-_last_likeness: list = []
+#: the last likeness fit of this process, {key: (Likeness, held-out scores)}: one entry at most
+_last_likeness: dict = {}
 
 
 def _likeness_of(fit_set, heldout_set, x_held: torch.Tensor, classes: int):
@@ -418,9 +418,12 @@ def _likeness_of(fit_set, heldout_set, x_held: torch.Tensor, classes: int):
         t = t.contiguous()
         key.update(repr((t.dtype, tuple(t.shape))).encode())
         key.update(memoryview(t.numpy()).cast("B"))
-    if not _last_likeness or _last_likeness[0] != key.digest():
+    fitted = _last_likeness.get(key.digest())
+    if fitted is None:
         if len(fit_set) > FIT_IMAGES:  # the sample Likeness.fit would take, before the float copy
             pick = torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(0))[:FIT_IMAGES]
             fit_set = fit_set.subset(pick)
-        _last_likeness[:] = [key.digest(), *Likeness.fit_scoring(fit_set.features(), fit_set.labels, x_held, classes)]
-    return copy.deepcopy(_last_likeness[1]), _last_likeness[2].clone()
+        fitted = Likeness.fit_scoring(fit_set.features(), fit_set.labels, x_held, classes)
+        _last_likeness.clear()
+        _last_likeness[key.digest()] = fitted
+    return copy.deepcopy(fitted[0]), fitted[1].clone()
