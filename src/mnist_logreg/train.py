@@ -5,9 +5,34 @@ optimizer update. ``fit`` writes exactly that: the gradient of the mean cross-en
 closed form (softmax minus one-hot) instead of autograd, and the optimizer's fused kernel.
 It is the same maths as the notebook's autograd + ``torch.optim.Adam`` loop (a test checks
 the weights agree to float tolerance), about 100x faster per epoch than the notebook with the
-native engine (``engines/_kernel.c``; see ``fit``'s ``engine``). The engines that run an epoch's batches
+native engine (``engines/_kernel.c``; see ``engine`` below). The engines that run an epoch's batches
 live in engines/; this module is the loop around them, ``fit`` and its ``History``
 (``evaluate`` is in metrics.py, ``predict`` in model.py).
+
+How the settings shape the loop:
+
+- ``seed``: epoch ``e`` is shuffled by ``epoch_generator(seed, e)``.
+- ``lr_schedule``: "constant" (the notebook's), or "cosine": epoch ``e`` of ``E = start_epoch
+  + epochs`` (``fit``'s arguments) runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``, from
+  ``lr`` down to nearly 0 by the last epoch of the ``fit`` call (``lr`` is the optimizer's own when one is passed).
+- ``loss_cap``: cap each image's cross-entropy at this many nats, i.e. minimise the mean of
+  ``min(CE_i, loss_cap)``: an image the model gives ``p(target) < exp(-loss_cap)`` stops
+  pulling on the weights. A linear model cannot fit a few percent of MNIST, and without a
+  cap those hopeless images dominate the gradient; capped, the weights serve the images
+  it can classify (bench/accuracy.md: MNIST validation 92.39% -> 92.99% at a cap of 5).
+  None trains on the plain cross-entropy. ``train_loss`` stays uncapped.
+- ``loss_q``: generalised cross-entropy (Zhang & Sabuncu 2018): minimise the mean of
+  ``(1 - p(true)^q) / q``, whose gradient is the cross-entropy's scaled by ``p(true)^q``.
+  0 is the cross-entropy; hard labels only (not with ``soft_targets``). Composes with the cap.
+- ``average_from``: from this epoch on, the weights at the end of each epoch are averaged
+  (stochastic weight averaging) and the model ends as that average, still one linear
+  layer; the average is validated, logged and kept in ``history.average``. It spans the
+  epochs of one ``fit`` call only.
+- ``engine``: how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
+  (the C kernel of ``engines/_kernel.c``, built on first use; CPU, float32), "torchscript" (a
+  compiled chunk of torch ops; any device), "python" (the plain loop of ``_python_engine``,
+  which also runs every other optimizer), or "auto": the fastest that applies here (native
+  where the kernel was built with AVX-512, which its blocks are sized for; else TorchScript).
 """
 from __future__ import annotations
 
@@ -121,30 +146,8 @@ def fit(model: MnistModel, train, val=None, config: TrainConfig | None = None, *
     progress : show a progress bar (default: when stderr is a terminal)
     log : where the notebook's ``Epoch [i], val_loss: ..., val_acc: ...`` lines go
 
-    The settings that shape training, in detail:
-
-    - ``seed``: epoch ``e`` is shuffled by ``epoch_generator(seed, e)``.
-    - ``lr_schedule``: "constant" (the notebook's), or "cosine": epoch ``e`` of ``E = start_epoch
-      + epochs`` runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``, from ``lr`` down to nearly 0
-      by the last epoch of this call (``lr`` is the optimizer's own when one is passed).
-    - ``loss_cap``: cap each image's cross-entropy at this many nats, i.e. minimise the mean of
-      ``min(CE_i, loss_cap)``: an image the model gives ``p(target) < exp(-loss_cap)`` stops
-      pulling on the weights. A linear model cannot fit a few percent of MNIST, and without a
-      cap those hopeless images dominate the gradient; capped, the weights serve the images
-      it can classify (bench/accuracy.md: MNIST validation 92.39% -> 92.99% at a cap of 5).
-      None trains on the plain cross-entropy. ``train_loss`` stays uncapped.
-    - ``loss_q``: generalised cross-entropy (Zhang & Sabuncu 2018): minimise the mean of
-      ``(1 - p(true)^q) / q``, whose gradient is the cross-entropy's scaled by ``p(true)^q``.
-      0 is the cross-entropy; hard labels only (not with ``soft_targets``). Composes with the cap.
-    - ``average_from``: from this epoch on, the weights at the end of each epoch are averaged
-      (stochastic weight averaging) and the model ends as that average, still one linear
-      layer; the average is validated, logged and kept in ``history.average``. It spans the
-      epochs of this call only.
-    - ``engine``: how Adam/AdamW epochs run, all the same maths (tests compare them): "native"
-      (the C kernel of ``engines/_kernel.c``, built on first use; CPU, float32), "torchscript" (a
-      compiled chunk of torch ops; any device), "python" (the plain loop of ``_python_engine``,
-      which also runs every other optimizer), or "auto": the fastest that applies here (native
-      where the kernel was built with AVX-512, which its blocks are sized for; else TorchScript).
+    The settings that shape the loop (``seed``, ``lr_schedule``, ``loss_cap``, ``loss_q``,
+    ``average_from``, ``engine``) are described in this module's docstring.
 
     Returns
     -------
