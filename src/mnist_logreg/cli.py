@@ -99,7 +99,9 @@ def add_settings(p, cls, names=None) -> list:
     import dataclasses
     import typing
 
-    hints, added = typing.get_type_hints(cls), []
+    from .config import setting_types
+
+    hints, added = setting_types(cls), []
     for f in dataclasses.fields(cls):
         if names is not None and f.name not in names:
             continue

@@ -57,7 +57,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised by hand without scikit-learn
     raise MnistLogregError("mnist_logreg.sklearn needs scikit-learn: pip install 'mnist-logreg[sklearn]'") from e
 
-from .config import TrainConfig
+from .config import TrainConfig, setting_types
 
 __all__ = ["SoftmaxClassifier", "Deskew", "Cbrt", "expected_failed_checks"]
 
@@ -69,7 +69,7 @@ def _constraint(name: str) -> list:
     """scikit-learn's constraint for a TrainConfig setting, from its declaration (type, range,
     choices): the setting is declared once, in config.py."""
     f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
-    md, hint = f.metadata, typing.get_type_hints(TrainConfig)[name]
+    md, hint = f.metadata, setting_types(TrainConfig)[name]
     optional = typing.get_origin(hint) is typing.Union
     base = typing.get_args(hint)[0] if optional else hint
     if md["choices"]:
