@@ -18,6 +18,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SHARED_DATA = Path(os.environ.get("MNIST_LOGREG_DATA") or (REPO.parent / "shared" / "data")).resolve()
 
 
+def _node() -> str | None:
+    """Node, to run the page's scripts outside a browser: the system's, else the one Playwright ships."""
+    import importlib.util
+    spec = importlib.util.find_spec("playwright")
+    bundled = Path(spec.origin).parent / "driver" / "node" if spec else None
+    return shutil.which("node") or (str(bundled) if bundled and bundled.is_file() else None)
+
+
+NODE = _node()
+
+
 def make_idx_dataset(folder: Path, n_train=64, n_test=32, seed=0, gz=True, shape=(28, 28)) -> Path:
     """Write a small, valid four-file IDX dataset (random blobs, labels 0..9) into ``folder``."""
     from mnist_logreg.data import write_idx

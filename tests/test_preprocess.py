@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from helpers import NODE, REPO
 from mnist_logreg import ImageError
 from mnist_logreg import preprocess as P
 from mnist_logreg.preprocess import center_of_mass, load_image, preprocess
@@ -173,6 +174,26 @@ def test_min_and_max_filters_match_a_brute_force_window(h, w, r, seed):
         np.testing.assert_array_equal(P._filter(a, r, op), want)
 
 
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), r=st.integers(0, 25), seed=st.integers(0, 2**16),
+       paper=st.sampled_from([0.0, 0.5, 0.7]), ink=st.sampled_from([0.01, 0.3, 0.9, 1.0]))
+def test_the_opening_on_clean_paper_is_the_two_filters_opening(h, w, r, seed, paper, ink):
+    """paper_level's shortcut (every window holds the picture's minimum: the opening is that
+    minimum) against the definition; the window test against every window. Paper at one level
+    with ink blobs of any density: the shortcut taken, and not (a blob wider than a window)."""
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random((h, w)) < ink, rng.random((h, w)), paper).astype(np.float32)
+    mask = a == a.min()
+    holds = all(mask[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].any() for i in range(h) for j in range(w))
+    assert P._every_window_holds(mask, r) == holds
+    big = np.kron(a, np.ones((4, 4), np.float32))  # up to 160 pixels a side: paper_level's r up to 16
+    r = max(big.shape) // P.OPENING
+    want = np.minimum(P._filter(P._filter(big, r, np.minimum), r, np.maximum).astype(np.float64), P.FLAT_CAP)
+    got = P.paper_level(big)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
 @pytest.fixture(scope="module")
 def written_sevens():
     """Three 28x28 digits in MNIST form (light on dark), from drawings of a 7."""
@@ -224,3 +245,42 @@ def test_white_ink_on_a_transparent_png_is_read():
     x = preprocess(png_bytes(im))
     check_mnist_form(x)
     assert np.abs(x - preprocess(png_bytes(draw_digit()))).mean() < 0.02
+
+
+PAGE_PREPROCESS = """
+const fs = require('fs');
+eval(fs.readFileSync(process.argv[1], 'utf8'));
+const out = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')).map(([w, h, grey]) =>
+  Array.from(Mnist.preprocess(Float64Array.from(grey), w, h)));
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="neither node nor Playwright's node is installed")
+def test_the_pages_preprocessing_is_pythons_with_and_without_the_clean_paper_shortcut(tmp_path):
+    """mnist.js's preprocess (V8, as in Chromium, without a canvas) against Python's on the same
+    grey pixels: a drawing on clean paper (the lighting step's shortcut), the same with an ink
+    blob wider than a window (enough paper pixels, a window without one: the two filters), and
+    photos in uneven light (too few: the filters). To float rounding, as the page test bounds it."""
+    import json
+    import subprocess
+
+    yy, xx = np.mgrid[0:280, 0:280]
+    pad = np.full((280, 280), 255, np.uint8)
+    pad[np.abs(np.hypot(xx - 140, (yy - 140) * 0.8) - 70) < 9] = 0
+    blob = pad.copy()
+    blob[150:250, 20:120] = 0
+    seven = np.zeros((28, 28), np.uint8)
+    seven[6:9, 7:21], seven[9:23, 14:17] = 255, 255
+    photos = [np.asarray(p.image) for light in ("shadow", "vignette")
+              for p in photos_of_digits(seven[None], np.array([7]), light, seed=1)]
+    pictures = [pad, blob, *photos]
+    r = max(blob.shape) // P.OPENING
+    assert P._every_window_holds(pad == 255, r) and not P._every_window_holds(blob == 255, r)  # paper: 255
+    (tmp_path / "in.json").write_text(json.dumps([[p.shape[1], p.shape[0], p.reshape(-1).tolist()] for p in pictures]))
+    page = json.loads(subprocess.run([NODE, "-e", PAGE_PREPROCESS, str(REPO / "src" / "mnist_logreg" / "serve" / "static"
+                                                                         / "mnist.js"), str(tmp_path / "in.json")],
+                                     capture_output=True, text=True, check=True, timeout=60).stdout)
+    for picture, got in zip(pictures, page):
+        want = preprocess(picture).reshape(-1)
+        assert np.abs(np.asarray(got) - want).max() <= 1 / 255 and np.abs(np.asarray(got) - want).mean() < 1e-4

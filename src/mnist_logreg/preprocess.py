@@ -141,7 +141,29 @@ def paper_level(arr: np.ndarray) -> np.ndarray:
     pixel: a morphological opening (a min filter, then a max filter) with a square of side
     2 * r + 1, r = the longer side // OPENING, at most FLAT_CAP."""
     r = max(arr.shape) // OPENING
+    low = arr.min()
+    if _every_window_holds(arr == low, r):  # the min filter is ``low`` everywhere, and so the opening
+        return np.full(arr.shape, min(float(low), FLAT_CAP))
     return np.minimum(_filter(_filter(arr, r, np.minimum), r, np.maximum).astype(np.float64), FLAT_CAP)
+
+
+def _every_window_holds(mask: np.ndarray, r: int) -> bool:
+    """Whether every square window of side 2 * r + 1 (clipped at the edges) holds a True of
+    ``mask``: each row's windows by running counts, then (transposed) each column's windows of
+    those. A drawing on clean paper (the pad's) has paper at the picture's minimum within r of
+    every pixel: its opening is that minimum, exactly, and a drawing on the 280-pixel pad is
+    preprocessed 1.9x quicker (bench/preprocess_speed.py). A photo's minimum is a few noisy
+    pixels, fewer than the disjoint windows that fit: refused by a count first, at no cost."""
+    k = 2 * r + 1
+    if np.count_nonzero(mask) < (mask.shape[0] // k) * (mask.shape[1] // k):
+        return False
+    for _ in range(2):
+        n = mask.shape[1]
+        counts = np.zeros((mask.shape[0], n + 2 * r + 1), dtype=np.int32)  # column r + 1 + x: pixels 0..x
+        counts[:, r + 1:r + 1 + n] = np.cumsum(mask, axis=1, dtype=np.int32)
+        counts[:, r + 1 + n:] = counts[:, [r + n]]                       # past the edge: all of the row
+        mask = (counts[:, 2 * r + 1:] > counts[:, :n]).T                  # pixels x - r .. x + r
+    return bool(mask.all())
 
 
 def _filter(a: np.ndarray, r: int, op) -> np.ndarray:

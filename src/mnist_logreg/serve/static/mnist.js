@@ -143,13 +143,39 @@
     return out;
   }
 
-  // preprocess.paper_level and the mapping after it: paper -> 0, full ink stays 1
+  // preprocess._every_window_holds: does every window of side 2r + 1 (clipped at the edges) hold
+  // a pixel equal to v? Running counts along each row, then along each column of those
+  function everyWindowHolds(a, w, h, r, v) {
+    let found = 0;  // fewer than the disjoint windows that fit (a photo's noisy minimum): no
+    for (let i = 0; i < w * h; i++) if (a[i] === v) found++;
+    if (found < Math.floor(w / (2 * r + 1)) * Math.floor(h / (2 * r + 1))) return false;
+    const rows = new Uint8Array(w * h), counts = new Int32Array(Math.max(w, h) + 2 * r + 1);
+    for (let y = 0; y < h; y++) {  // rows[x * h + y]: the row's window around x holds v (transposed)
+      let c = 0;
+      for (let x = 0; x < w; x++) { c += a[y * w + x] === v ? 1 : 0; counts[r + 1 + x] = c; }  // r + 1 + x: 0..x
+      for (let x = r + 1 + w; x < w + 2 * r + 1; x++) counts[x] = c;
+      for (let x = 0; x < w; x++) rows[x * h + y] = counts[x + 2 * r + 1] > counts[x] ? 1 : 0;
+    }
+    for (let x = 0; x < w; x++) {  // each column of those, the same way
+      let c = 0;
+      for (let y = 0; y < h; y++) { c += rows[x * h + y]; counts[r + 1 + y] = c; }
+      for (let y = r + 1 + h; y < h + 2 * r + 1; y++) counts[y] = c;
+      for (let y = 0; y < h; y++) if (!(counts[y + 2 * r + 1] > counts[y])) return false;
+    }
+    return true;
+  }
+
+  // preprocess.paper_level and the mapping after it: paper -> 0, full ink stays 1. On clean paper
+  // (the pad's) every window holds the picture's minimum, and the opening is that minimum: the two
+  // filters are skipped: a live prediction's preprocessing 1.8x quicker (bench/preprocess_speed.py)
   function flattenLighting(a, w, h) {
     const r = Math.floor(Math.max(w, h) / OPENING);
-    const level = maxFilter(minFilter(a, w, h, r), w, h, r);
+    let low = Infinity;
+    for (let i = 0; i < w * h; i++) if (a[i] < low) low = a[i];
+    const level = everyWindowHolds(a, w, h, r, low) ? null : maxFilter(minFilter(a, w, h, r), w, h, r);
     const out = new Float64Array(w * h);
     for (let i = 0; i < w * h; i++) {
-      const l = Math.min(level[i], FLAT_CAP);
+      const l = Math.min(level === null ? low : level[i], FLAT_CAP);
       out[i] = Math.max((a[i] - l) / (1 - l), 0);
     }
     return out;
