@@ -57,6 +57,25 @@ def test_warm_start_needs_fewer_iterations(mnist_train):
     assert warm.objective == pytest.approx(cold.objective, rel=1e-8)
 
 
+def test_a_path_is_separate_warm_started_solves_bit_for_bit(mnist_train):
+    """solve_path prepares the problem once for all its lams: the optima are those of solve
+    called for each lam from the one before, bit for bit; between its answers the caller's
+    autograd and thread count are its own (the path holds them only while computing)."""
+    from mnist_logreg.solver import solve_path
+
+    sub, lams = mnist_train.subset(slice(0, 3000)), [1e-2, 1e-3]
+    threads = torch.get_num_threads()
+    path, prev = [], None
+    for r in solve_path(sub, lams, tol=1e-6, threads=threads + 1, transform="deskew", log=None):
+        assert torch.is_grad_enabled() and torch.get_num_threads() == threads
+        path.append(r)
+    for r, lam in zip(path, lams):
+        alone = solve(sub, lam, tol=1e-6, threads=threads + 1, init=prev, transform="deskew", log=None)
+        prev = alone.model
+        assert r.lam == lam and r.converged and r.iterations == alone.iterations
+        assert torch.equal(r.model.double_theta, alone.model.double_theta)
+
+
 def test_the_c_kernels_hessian_products_reach_the_same_optimum(mnist_train, monkeypatch):
     """Reference test: the C kernel's H v (uint8 images, one pass) against torch's two GEMMs,
     product by product and as whole solves."""

@@ -34,12 +34,11 @@ def lam_path(train, val, lams, *, tol: float = 1e-5, threads: int | None = None,
     ``val``), ``iterations``, ``converged``, ``seconds`` and the fitted ``model``.
     """
     from .metrics import evaluate
-    from .solver import solve
+    from .solver import solve_path
 
-    rows, prev = [], None
-    for lam in sorted(lams, reverse=True):
-        r = solve(train, lam, tol=tol, threads=threads, init=prev, transform=transform, log=None)
-        prev = r.model
+    rows = []
+    for r in solve_path(train, sorted(lams, reverse=True), tol=tol, threads=threads, transform=transform, log=None):
+        lam = r.lam
         row = {"lam": lam, "C": 1.0 / (lam * len(_labels(train))), **evaluate(r.model, val),
                "iterations": r.iterations, "converged": r.converged, "seconds": round(r.seconds, 2), "model": r.model}
         rows.append(row)
