@@ -11,11 +11,15 @@ import zipfile
 import numpy as np
 import pytest
 
-skops_io = pytest.importorskip("skops.io")
+import mnist_logreg
+from mnist_logreg.errors import CheckpointError
+from mnist_logreg.sklearn import SKOPS_TRUSTED, SoftmaxClassifier, load
 
-import mnist_logreg  # noqa: E402
-from mnist_logreg.errors import CheckpointError  # noqa: E402
-from mnist_logreg.sklearn import SKOPS_TRUSTED, SoftmaxClassifier, load  # noqa: E402
+
+@pytest.fixture(scope="module")
+def skops_io():
+    """skops.io, imported by the tests that use it (1.5 s: not in every test process's collection)."""
+    return pytest.importorskip("skops.io")
 
 
 def _callables():
@@ -35,7 +39,7 @@ CALLABLES = [c for c in _callables() if f"{c[0]}.{c[1]}" not in SKOPS_TRUSTED]
 
 
 @pytest.fixture(scope="module")
-def honest(tmp_path_factory):
+def honest(tmp_path_factory, skops_io):
     clf = SoftmaxClassifier(C=1.0).fit(np.eye(4), [0, 1, 0, 1])
     path = tmp_path_factory.mktemp("skops") / "clf.skops"
     skops_io.dump(clf, path)
@@ -58,7 +62,7 @@ def _tampered(honest: bytes, module: str, name: str, loader: str) -> bytes:
     return out.getvalue()
 
 
-def test_the_package_has_callables_to_try(honest, tmp_path):
+def test_the_package_has_callables_to_try(honest, tmp_path, skops_io):
     assert len(CALLABLES) > 100 and ("mnist_logreg._files", "atomic_write_text") in CALLABLES
     # the tampered files are real skops files: skops lists the name they carry, as it would
     # for the documented recipe, which then trusted every mnist_logreg.* name
