@@ -63,7 +63,7 @@ def test_a_path_is_separate_warm_started_solves_bit_for_bit(mnist_train):
     autograd and thread count are its own (the path holds them only while computing)."""
     from mnist_logreg.solver import solve_path
 
-    sub, lams = mnist_train.subset(slice(0, 3000)), [1e-2, 1e-3]
+    sub, lams = mnist_train.subset(slice(0, 1000)), [1e-2, 1e-3]
     threads = torch.get_num_threads()
     path, prev = [], None
     for r in solve_path(sub, lams, tol=1e-6, threads=threads + 1, transform="deskew", log=None):
