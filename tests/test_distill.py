@@ -24,6 +24,27 @@ def test_teacher_learns_and_targets_mix_labels_and_teacher(mnist_train, mnist_te
         soft_targets(teacher, x, y, temperature=0)
 
 
+def test_teacher_is_the_torch_optim_adam_loop_bit_for_bit(mnist_train):
+    """train_teacher steps with our Adam (fused=False) to spare torch.optim's import of
+    torch._dynamo: the teacher is the one torch.optim.Adam trains on the same batches, exactly."""
+    from mnist_logreg.distill import make_teacher
+
+    sub = mnist_train.subset(slice(0, 640))
+    x, y = sub.features(), sub.labels
+    ours = train_teacher(x, y, epochs=2, seed=4, batch_size=64, log=None)
+    torch.manual_seed(4)
+    ref = make_teacher()
+    opt = torch.optim.Adam(ref.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(2):
+        perm = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), 64):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(ref(x[perm[i:i + 64]]), y[perm[i:i + 64]]).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
+
+
 def test_cli_distillation_and_averaging_recorded(tmp_path, run_cli):
     code, out, err = run_cli("train", "--dry-run", "--no-report", "--distill-epochs", "1", "--distill-alpha", "0.5",
                              "--average-from", "1", "--runs-dir", tmp_path, "--name", "d")

@@ -51,9 +51,12 @@ class Optimizer:
 
 
 class Adam(Optimizer):
-    """``torch.optim.Adam`` (``decoupled=False``) or ``AdamW`` (``decoupled=True``), fused."""
+    """``torch.optim.Adam`` (``decoupled=False``) or ``AdamW`` (``decoupled=True``), fused;
+    ``fused=False``: torch.optim's own single-tensor update, the one its default takes on the
+    CPU, bit for bit (the distillation teacher's: its runs stay what they were)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False,
+                 fused=True):
         super().__init__(params, lr, weight_decay)
         self.betas, self.eps, self.decoupled = tuple(betas), float(eps), bool(decoupled)
         self.name = "adamw" if decoupled else "adam"
@@ -61,7 +64,7 @@ class Adam(Optimizer):
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         kernel = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_", None)
-        self._kernel = kernel if kernel is not None and all(p.dtype in (torch.float32, torch.float64) for p in self.params) else None
+        self._kernel = kernel if fused and kernel is not None and all(p.dtype in (torch.float32, torch.float64) for p in self.params) else None
 
     def hyper(self):
         return {**super().hyper(), "betas": list(self.betas), "eps": self.eps}
@@ -81,7 +84,7 @@ class Adam(Optimizer):
         self._reference_step(grads)
 
     def _reference_step(self, grads):
-        """torch.optim.Adam's single-tensor update, for builds without the fused kernel."""
+        """torch.optim.Adam's single-tensor update (``fused=False``, or a build without the kernel)."""
         b1, b2 = self.betas
         for p, g, m, v, s in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.steps):
             if self.weight_decay:
