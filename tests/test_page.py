@@ -3,15 +3,15 @@ and a real `mnist-logreg serve` process: nothing jumps, nothing is hidden at 200
 shows the answer on its first screen, the docs page's JSON body works, HEAD and the short
 paths answer, files are compressed, strokes drawn while the model loads are kept."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from test_web import _draw, _draw_strokes, _state
 
-from helpers import CHROMIUM, REPO, serving, until
-from mnist_logreg import TrainConfig, probes, train_run
+from helpers import CHROMIUM, serving, until
+from mnist_logreg import probes
+from mnist_logreg.cli import main
+from mnist_logreg.report import build_report
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -19,16 +19,17 @@ httpx = pytest.importorskip("httpx")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, data_dir):
-    """A small run with its report (served at /report, copied beside the static page)."""
-    return train_run(TrainConfig(epochs=2, data_dir=str(data_dir)), tmp_path_factory.mktemp("runs"), "page", log=None)
+def run(notebook_run, data_dir):
+    """The notebook's 5-epoch run (conftest's, trained once per test process) with its report
+    (served at /report, copied beside the static page)."""
+    build_report(notebook_run.path, data_dir=data_dir, download=False, log=None)
+    return notebook_run
 
 
 @pytest.fixture(scope="module")
 def site(run, tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "site"
-    subprocess.run([sys.executable, "-m", "mnist_logreg.cli", "export", str(run.path), "--format", "web", "-o",
-                    str(out)], check=True, capture_output=True, cwd=REPO)
+    assert main(["export", str(run.path), "--format", "web", "-o", str(out)]) == 0
     return out
 
 
@@ -53,16 +54,18 @@ def _box(page, sel):
 def test_head_short_paths_and_compression(server):
     """HEAD was 405 on /, /model.js and /api/health; /docs and /openapi.json were 404;
     model.js (160 KB) went uncompressed to a browser that accepts gzip."""
+    http = httpx.Client(base_url=server)  # one client: httpx.get built an SSL context (40 ms) each call
     for path in ("/", "/model.js", "/api/health", "/report", "/static/app.js"):
-        assert httpx.head(server + path).status_code == 200, path
+        assert http.head(path).status_code == 200, path
     for short, real in (("/docs", "/api/docs"), ("/openapi.json", "/api/openapi.json")):
-        r = httpx.get(server + short)
+        r = http.get(short)
         assert r.status_code == 308 and r.headers["location"] == real
-    raw = httpx.get(server + "/model.js", headers={"accept-encoding": "identity"})
-    packed = httpx.get(server + "/model.js", headers={"accept-encoding": "gzip"})
+    raw = http.get("/model.js", headers={"accept-encoding": "identity"})
+    packed = http.get("/model.js", headers={"accept-encoding": "gzip"})
     assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in raw.headers
     assert int(packed.headers["content-length"]) < 0.8 * len(raw.content) and packed.text == raw.text  # base64: ~3/4
-    assert "content-security-policy" in httpx.get(server + "/report").headers  # its own: no script at all
+    assert "content-security-policy" in http.get("/report").headers  # its own: no script at all
+    http.close()
 
 
 def test_layout_holds_in_every_state_and_on_every_screen(browser, site):
