@@ -64,13 +64,17 @@ def test_a_path_is_separate_warm_started_solves_bit_for_bit(mnist_train):
     from mnist_logreg.solver import solve_path
 
     sub, lams = mnist_train.subset(slice(0, 1000)), [1e-2, 1e-3]
-    threads = torch.get_num_threads()
+    mine = torch.get_num_threads()
+    torch.set_num_threads(mine + 1)  # the caller's count, which the path's one thread must not replace
     path, prev = [], None
-    for r in solve_path(sub, lams, tol=1e-6, threads=threads + 1, transform="deskew", log=None):
-        assert torch.is_grad_enabled() and torch.get_num_threads() == threads
-        path.append(r)
+    try:
+        for r in solve_path(sub, lams, tol=1e-6, threads=1, transform="deskew", log=None):
+            assert torch.is_grad_enabled() and torch.get_num_threads() == mine + 1
+            path.append(r)
+    finally:
+        torch.set_num_threads(mine)
     for r, lam in zip(path, lams):
-        alone = solve(sub, lam, tol=1e-6, threads=threads + 1, init=prev, transform="deskew", log=None)
+        alone = solve(sub, lam, tol=1e-6, threads=1, init=prev, transform="deskew", log=None)
         prev = alone.model
         assert r.lam == lam and r.converged and r.iterations == alone.iterations
         assert torch.equal(r.model.double_theta, alone.model.double_theta)
