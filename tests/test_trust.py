@@ -277,3 +277,96 @@ def test_the_likeness_is_fitted_once_per_process_for_the_same_images(mnist_test,
     images = held.images.clone()
     images[0, 0, 0] ^= 1
     check(fit_set, type(held)(images, held.labels, held.classes), 4)
+
+
+@pytest.fixture
+def disk_cache(tmp_path, monkeypatch):
+    """A fresh likeness cache on disk for fits of 1,000 images or more; the process's entry cleared."""
+    from mnist_logreg import trust
+
+    monkeypatch.setenv("MNIST_LOGREG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(trust, "DISK_MIN_IMAGES", 1000)
+    trust._last_likeness.clear()
+    calls = []
+    fit_scoring = trust.Likeness.fit_scoring
+    monkeypatch.setattr(trust.Likeness, "fit_scoring", lambda *a: calls.append(1) or fit_scoring(*a))
+    yield trust, calls, tmp_path / "cache" / "likeness"
+    trust._last_likeness.clear()
+
+
+def _same_likeness(a, b) -> bool:
+    return a.noise == b.noise and all(torch.equal(getattr(a, n), getattr(b, n))
+                                      for n in ("mean", "basis", "centres", "whiten", "log_det", "table"))
+
+
+def test_a_likeness_fit_is_read_back_from_disk_bit_for_bit(disk_cache, mnist_test):
+    """Another process (here: the process's own entry cleared) reads a large fit back from this
+    user's cache instead of fitting again: the same trust, bit for bit, in a private file."""
+    trust, calls, folder = disk_cache
+    fit_set, held = mnist_test.subset(slice(0, 2000)), mnist_test.subset(slice(2000, 2500))
+    model = MnistModel()
+    first = trust.fit_trust(model, fit_set, held)
+    (entry,) = folder.iterdir()
+    assert entry.stat().st_mode & 0o777 == 0o600 and folder.stat().st_mode & 0o777 == 0o700
+    trust._last_likeness.clear()
+    again = trust.fit_trust(model, fit_set, held)
+    assert len(calls) == 1 and _same_likeness(first.likeness, again.likeness)
+    assert first.calibrator == again.calibrator  # the held-out scores came back too
+    trust._last_likeness.clear()  # below DISK_MIN_IMAGES: fitted again, nothing written
+    trust.DISK_MIN_IMAGES = 5000
+    trust.fit_trust(model, fit_set, held)
+    assert len(calls) == 2 and len(list(folder.iterdir())) == 1
+
+
+DAMAGE = {
+    "truncated": lambda b: b[:len(b) // 2],
+    "empty": lambda b: b"",
+    "noise": lambda b: bytes(np.random.default_rng(0).integers(0, 256, len(b), dtype=np.uint8)),
+    "a byte changed in the data": lambda b: b[:len(b) // 3] + bytes([b[len(b) // 3] ^ 0x01]) + b[len(b) // 3 + 1:],
+}
+
+
+@pytest.mark.parametrize("damage", [*DAMAGE, "wrong shapes", "not finite", "world-writable", "a pickle"])
+def test_a_damaged_or_foreign_cache_entry_is_fitted_again(disk_cache, mnist_test, damage):
+    """Whatever the cache file holds, the fit is the true one: a file that is damaged (zip's
+    CRC-32), holds wrong shapes or values (checked as a checkpoint's trust is), can be written
+    by others or needs pickle is fitted again and rewritten, never an error nor its numbers."""
+    trust, calls, folder = disk_cache
+    fit_set, held = mnist_test.subset(slice(0, 1500)), mnist_test.subset(slice(1500, 1800))
+    want = trust.fit_trust(MnistModel(), fit_set, held)
+    (entry,) = folder.iterdir()
+    with np.load(entry) as f:
+        arrays = dict(f)
+    if damage in DAMAGE:
+        entry.write_bytes(DAMAGE[damage](entry.read_bytes()))
+    elif damage == "wrong shapes":
+        _resave(entry, {**arrays, "basis": arrays["basis"][:, :5]})
+    elif damage == "not finite":
+        _resave(entry, {**arrays, "scores": np.full_like(arrays["scores"], np.nan)})
+    elif damage == "world-writable":
+        entry.chmod(0o666)
+    else:
+        _resave(entry, {**arrays, "table": np.array([object()] * 3)})
+    trust._last_likeness.clear()
+    got = trust.fit_trust(MnistModel(), fit_set, held)
+    assert len(calls) == 2 and _same_likeness(got.likeness, want.likeness)
+    trust._last_likeness.clear()
+    trust.fit_trust(MnistModel(), fit_set, held)
+    assert len(calls) == 2  # the entry was written again, and is read now
+
+
+def _resave(entry, arrays):
+    with open(entry, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_the_cache_keeps_the_most_recent_fits(disk_cache, mnist_test, monkeypatch):
+    trust, calls, folder = disk_cache
+    monkeypatch.setattr(trust, "DISK_ENTRIES", 2)
+    held = mnist_test.subset(slice(5000, 5200))
+    for start in (0, 1000, 2000):
+        trust.fit_trust(MnistModel(), mnist_test.subset(slice(start, start + 1000)), held)
+    assert len(list(folder.iterdir())) == 2 and len(calls) == 3
+    trust._last_likeness.clear()
+    trust.fit_trust(MnistModel(), mnist_test.subset(slice(2000, 3000)), held)  # the newest: still there
+    assert len(calls) == 3
