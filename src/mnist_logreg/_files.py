@@ -13,7 +13,7 @@ os.umask(_UMASK)
 
 
 def cache_dir() -> Path:
-    """This user's cache (the native kernel's builds, decoded datasets): ``$MNIST_LOGREG_CACHE``,
+    """This user's cache (the native kernel's builds, decoded datasets, likeness fits): ``$MNIST_LOGREG_CACHE``,
     else ``$XDG_CACHE_HOME/mnist-logreg``, else ``~/.cache/mnist-logreg``."""
     env = os.environ.get("MNIST_LOGREG_CACHE")
     if env:
