@@ -243,12 +243,13 @@ def test_predict_prints_states_and_explains(run, tmp_path, run_cli):
     assert code == 0 and {x["state"] for x in r} <= set(STATES) and r[0]["likeness"] is not None
 
 
-def test_the_likeness_is_fitted_once_per_process_for_the_same_images(mnist_test, monkeypatch):
+def test_the_likeness_is_fitted_once_per_process_for_the_same_images(mnist_test, monkeypatch, tmp_path):
     """fit_trust reuses the process's last likeness fit when the images, labels and held-out
     images are the same bytes: each result equals a fresh Likeness.fit_scoring of those images,
     and a change of one pixel or one label fits again."""
     from mnist_logreg import trust
 
+    monkeypatch.setenv("MNIST_LOGREG_CACHE", str(tmp_path))  # an empty disk cache: every miss fits
     fit_set, held = mnist_test.subset(slice(0, 3000)), mnist_test.subset(slice(3000, 4000))
     calls = []
     fit_scoring = trust.Likeness.fit_scoring
@@ -313,7 +314,7 @@ def test_a_likeness_fit_is_read_back_from_disk_bit_for_bit(disk_cache, mnist_tes
     assert len(calls) == 1 and _same_likeness(first.likeness, again.likeness)
     assert first.calibrator == again.calibrator  # the held-out scores came back too
     trust._last_likeness.clear()  # below DISK_MIN_IMAGES: fitted again, nothing written
-    trust.DISK_MIN_IMAGES = 5000
+    trust.DISK_MIN_IMAGES = 2001
     trust.fit_trust(model, fit_set, held)
     assert len(calls) == 2 and len(list(folder.iterdir())) == 1
 

@@ -403,16 +403,17 @@ def fit_trust(model, fit_set, heldout_set, *, classes: int = 10, probe_model=Non
 
 #: the last likeness fit of this process, {key: (Likeness, held-out scores)}: one entry at most
 _last_likeness: dict = {}
-#: fits of at least this many images are also kept on disk (cache_dir()/likeness), at most
-#: DISK_ENTRIES of them, the least recently used dropped: a smaller fit costs less than reading one
-DISK_MIN_IMAGES = 10_000
+#: fits of at least this many images (a dry run's 2,000: 0.2 s to fit, 0.01 s to read back) are
+#: also kept on disk (cache_dir()/likeness), at most DISK_ENTRIES of them, the least recently used
+#: dropped; smaller ones (the tests' generated datasets) would only fill it
+DISK_MIN_IMAGES = 2_000
 DISK_ENTRIES = 16
 
 
 def _likeness_of(fit_set, heldout_set, x_held: torch.Tensor, classes: int):
     """:meth:`Likeness.fit_scoring` on ``fit_set`` (its seeded sample of FIT_IMAGES) and the
-    held-out images, fitted once for the same images: by this process, or (for DISK_MIN_IMAGES
-    or more) by any process of this user on this machine and code. The likeness model does not
+    held-out images, fitted once for the same images: by this process, or (DISK_MIN_IMAGES or
+    more) by any process of this user on this machine and code. The likeness model does not
     read the model being trained, so every run, resume and sweep trial on one split fitted the
     same one again: 1.4 s on MNIST (20,000 images fitted, 10,000 scored) against 0.03 s to hash
     the images and 0.01 s to read the fit back (2 CPUs, quiet). The result is a copy, the same
