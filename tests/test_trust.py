@@ -371,3 +371,31 @@ def test_the_cache_keeps_the_most_recent_fits(disk_cache, mnist_test, monkeypatc
     trust._last_likeness.clear()
     trust.fit_trust(MnistModel(), mnist_test.subset(slice(2000, 3000)), held)  # the newest: still there
     assert len(calls) == 3
+
+
+def test_a_large_scoring_is_done_once_for_the_same_model_and_images(run, mnist_test, monkeypatch):
+    """A run's test set is scored for its metrics and again by its report: the second time is
+    the first one's result (a copy), and a changed pixel or a changed model scores afresh."""
+    from mnist_logreg import trust
+
+    lk = run.checkpoint.trust.likeness
+    x = mnist_test.features()[:3000]
+    trust._last_scores.clear()
+    calls = []
+    features = trust.likeness_features
+    monkeypatch.setattr(trust, "likeness_features", lambda *a: calls.append(1) or features(*a))
+    first = lk.score(x)
+    n = len(calls)
+    first[:10] = 0  # the caller's copy
+    again = lk.score(x)
+    assert len(calls) == n and not torch.equal(again[:10], first[:10])
+    trust._last_scores.clear()
+    fresh = lk.score(x)
+    assert torch.equal(again, fresh) and len(calls) > n
+    x2 = x.clone()
+    x2[5, 300] = 1 - x2[5, 300]
+    lk.score(x2)
+    assert len(calls) > n + 3
+    other = trust.Likeness(**{**lk.__dict__, "noise": lk.noise * 2})
+    m = len(calls)
+    assert not torch.equal(other.score(x), again) and len(calls) > m

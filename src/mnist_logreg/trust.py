@@ -204,6 +204,12 @@ def _newton(f, start, positive=False, steps=50):
 
 
 # -- digit-likeness ---------------------------------------------------------------------------
+#: the last scoring of more than 2,048 images in this process, {key: scores}: one entry at most.
+#: A run's test set is scored for its metrics and again by its report (0.3 s on MNIST; the hash
+#: takes 0.03 s), and by the same numbers: the model is loaded from the checkpoint just written
+_last_scores: dict = {}
+
+
 @dataclass
 class Likeness:
     """One Gaussian per class on the top principal components of :func:`likeness_features`
@@ -229,10 +235,14 @@ class Likeness:
         and per-class distances of 10,000 images at once took about 300 MB)."""
         x = x.reshape(-1, 784)
         if len(x) > 2048 and not torch.jit.is_tracing():
-            out = torch.empty(len(x), dtype=self.mean.dtype)
-            for i in range(0, len(x), 2048):
-                out[i:i + 2048] = self.score(x[i:i + 2048])
-            return out
+            key = self._scoring_key(x)
+            if key not in _last_scores:  # a run's test set is scored for its metrics, then its report
+                out = torch.empty(len(x), dtype=self.mean.dtype)
+                for i in range(0, len(x), 2048):
+                    out[i:i + 2048] = self.score(x[i:i + 2048])
+                _last_scores.clear()
+                _last_scores[key] = out
+            return _last_scores[key].clone()
         d = likeness_features(x, self.mean.dtype) - self.mean
         z = d @ self.basis
         outside = (d * d).sum(1) - (z * z).sum(1)
@@ -240,6 +250,15 @@ class Likeness:
         u = torch.einsum("cij,ncj->nci", self.whiten, z[:, None, :] - self.centres[None])
         closest = ((u * u).sum(2) + self.log_det[None]).min(1).values
         return -0.5 * (closest + outside.clamp_min(0) / self.noise)
+
+    def _scoring_key(self, x: torch.Tensor) -> bytes:
+        """A hash of this model's numbers, the images and the thread count: the same scores."""
+        import hashlib
+
+        key = hashlib.blake2b(repr((self.noise, torch.get_num_threads(), x.dtype, tuple(x.shape))).encode())
+        for t in (self.mean, self.basis, self.centres, self.whiten, self.log_det, x):
+            key.update(memoryview(t.detach().contiguous().numpy()).cast("B"))
+        return key.digest()
 
     def likeness(self, x: torch.Tensor) -> torch.Tensor:
         """The fraction of held-out training images that score below each image: in [0, 1]."""
