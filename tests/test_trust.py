@@ -399,3 +399,11 @@ def test_a_large_scoring_is_done_once_for_the_same_model_and_images(run, mnist_t
     other = trust.Likeness(**{**lk.__dict__, "noise": lk.noise * 2})
     m = len(calls)
     assert not torch.equal(other.score(x), again) and len(calls) > m
+
+
+def test_no_fit_is_kept_where_the_code_cannot_be_read(disk_cache, mnist_test, monkeypatch):
+    """A frozen or zipped install, whose sources the key cannot hash: nothing goes to disk."""
+    trust, calls, folder = disk_cache
+    monkeypatch.setattr(trust, "_code_and_machine", lambda: None)
+    trust.fit_trust(MnistModel(), mnist_test.subset(slice(0, 1000)), mnist_test.subset(slice(1000, 1200)))
+    assert len(calls) == 1 and not folder.exists()

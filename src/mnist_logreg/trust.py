@@ -441,7 +441,7 @@ def _likeness_of(fit_set, heldout_set, x_held: torch.Tensor, classes: int):
 
     key = _fit_key(fit_set, heldout_set, classes)
     fitted = _last_likeness.get(key)
-    on_disk = len(fit_set) >= DISK_MIN_IMAGES
+    on_disk = len(fit_set) >= DISK_MIN_IMAGES and _code_and_machine() is not None
     if fitted is None and on_disk:
         fitted = _read_fit(key, len(heldout_set), classes)
     if fitted is None:
@@ -463,7 +463,7 @@ def _fit_key(fit_set, heldout_set, classes: int) -> str:
     import hashlib
 
     key = hashlib.blake2b(repr((classes, COMPONENTS, FIT_IMAGES, torch.get_num_threads())).encode())
-    key.update(_code_and_machine())
+    key.update(_code_and_machine() or b"")
     for t in (fit_set.images, fit_set.labels, heldout_set.images):
         t = t.contiguous()
         key.update(repr((t.dtype, tuple(t.shape))).encode())
@@ -472,13 +472,18 @@ def _fit_key(fit_set, heldout_set, classes: int) -> str:
 
 
 @functools.cache
-def _code_and_machine() -> bytes:
+def _code_and_machine() -> bytes | None:
+    """This code and machine, for the cache key; None where the sources cannot be read (a
+    frozen or zipped install): no fit is then kept on disk, which could outlive the code."""
     from pathlib import Path
 
     from . import transforms
     from .engines._native import _cpu_signature
 
-    code = Path(__file__).read_bytes() + Path(transforms.__file__).read_bytes()
+    try:
+        code = Path(__file__).read_bytes() + Path(transforms.__file__).read_bytes()
+    except (OSError, TypeError):
+        return None
     return code + repr((torch.__version__, _cpu_signature())).encode()
 
 
