@@ -27,6 +27,24 @@ def private_stat(st) -> bool:
     return not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
 
 
+def private_file(path: Path) -> bool:
+    """A cache file that may be read: a regular file whose folder and itself are this user's,
+    writable by no one else (a stat that fails raises OSError)."""
+    return path.is_file() and private_stat(path.parent.stat()) and private_stat(path.stat())
+
+
+def store_private(path: Path, write) -> None:
+    """Write a cache file through ``write(tmp_path)``: atomically, mode 0600, in a folder of mode
+    0700 that is this user's. Any failure leaves no file and no error: it is only a cache."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if private_stat(path.parent.stat()):
+            atomic_write(path, write, durable=False)
+            os.chmod(path, 0o600)
+    except (OSError, CheckpointError):
+        pass
+
+
 def atomic_write(path, write, durable: bool = True) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers see the old file or the
     new one, never a part. The temporary file is removed on any failure.

@@ -232,15 +232,11 @@ def _cache_file(path: Path):
     return cache_dir() / "data" / f"idx-{h.hexdigest()[:32]}.npy"
 
 
-def _private(path: Path) -> bool:
-    """This user's file or folder, which no other user can write to: the kernel cache's rule."""
-    from ._files import private_stat
-    return private_stat(path.stat())
-
-
 def _load_cached(cache: Path):
+    from ._files import private_file
+
     try:
-        if not cache.is_file() or not _private(cache.parent) or not _private(cache):
+        if not private_file(cache):
             return None
         arr = np.load(cache, allow_pickle=False)
         return arr if arr.dtype == np.uint8 else None
@@ -256,22 +252,12 @@ def _fits(arr, kind, image_shape) -> bool:
 
 def _store_cached(cache: Path, arr) -> None:
     """Write the copy atomically into a private folder; any failure leaves no cache, no error."""
-    tmp = None
-    try:
-        cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(cache.parent):
-            return
-        fd, tmp = tempfile.mkstemp(prefix=".idx-", suffix=".npy", dir=cache.parent)
-        with os.fdopen(fd, "wb") as f:
+    from ._files import store_private
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file, not a name: np.save would add ".npy" to the name
             np.save(f, arr, allow_pickle=False)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, cache)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    store_private(cache, write)
 
 
 def _is_gzip(path: Path) -> bool:

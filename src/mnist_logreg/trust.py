@@ -255,9 +255,8 @@ class Likeness:
         """A hash of this model's numbers, the images and the thread count: the same scores."""
         import hashlib
 
-        key = hashlib.blake2b(repr((self.noise, torch.get_num_threads(), x.dtype, tuple(x.shape))).encode())
-        for t in (self.mean, self.basis, self.centres, self.whiten, self.log_det, x):
-            key.update(memoryview(t.detach().contiguous().numpy()).cast("B"))
+        key = hashlib.blake2b(repr((self.noise, torch.get_num_threads())).encode())
+        _hash_tensors(key, (self.mean, self.basis, self.centres, self.whiten, self.log_det, x))
         return key.digest()
 
     def likeness(self, x: torch.Tensor) -> torch.Tensor:
@@ -464,11 +463,16 @@ def _fit_key(fit_set, heldout_set, classes: int) -> str:
 
     key = hashlib.blake2b(repr((classes, COMPONENTS, FIT_IMAGES, torch.get_num_threads())).encode())
     key.update(_code_and_machine() or b"")
-    for t in (fit_set.images, fit_set.labels, heldout_set.images):
-        t = t.contiguous()
+    _hash_tensors(key, (fit_set.images, fit_set.labels, heldout_set.images))
+    return key.hexdigest()[:40]
+
+
+def _hash_tensors(key, tensors) -> None:
+    """Feed each tensor's type, shape and bytes to the hash ``key``."""
+    for t in tensors:
+        t = t.detach().contiguous()
         key.update(repr((t.dtype, tuple(t.shape))).encode())
         key.update(memoryview(t.numpy()).cast("B"))
-    return key.hexdigest()[:40]
 
 
 @functools.cache
@@ -502,11 +506,11 @@ def _read_fit(key: str, n_held: int, classes: int):
     """A fit this user's cache holds for ``key``, checked as a checkpoint's is; None otherwise."""
     import numpy as np
 
-    from ._files import private_stat
+    from ._files import private_file
 
     path = _fit_path(key)
     try:
-        if not path.is_file() or not private_stat(path.parent.stat()) or not private_stat(path.stat()):
+        if not private_file(path):
             return None
         with np.load(path, allow_pickle=False) as f:  # each array's CRC-32 checked as it is read
             state = {name: torch.from_numpy(f[name]) for name in f.files}
@@ -521,12 +525,10 @@ def _read_fit(key: str, n_held: int, classes: int):
 
 
 def _write_fit(key: str, fitted) -> None:
-    """Keep ``fitted`` in the cache (atomically, in a private folder; the oldest beyond
-    DISK_ENTRIES removed). Any failure leaves no entry and no error: it is only a cache."""
+    """Keep ``fitted`` in the cache (a private file; the oldest beyond DISK_ENTRIES removed)."""
     import numpy as np
 
-    from ._files import atomic_write, private_stat
-    from .errors import CheckpointError
+    from ._files import store_private
 
     lk, scores = fitted
     arrays = {name: _compact(getattr(lk, name)) for name in ("mean", "basis", "centres", "whiten", "log_det", "table")}
@@ -536,13 +538,9 @@ def _write_fit(key: str, fitted) -> None:
     def write(tmp):
         with open(tmp, "wb") as f:  # a file, not a name: savez would add ".npz" to the name
             np.savez(f, **arrays)
+    store_private(path, write)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not private_stat(path.parent.stat()):
-            return
-        atomic_write(path, write, durable=False)
-        os.chmod(path, 0o600)
         for old in sorted(path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime)[:-DISK_ENTRIES]:
             old.unlink(missing_ok=True)
-    except (OSError, CheckpointError):
-        return
+    except OSError:
+        pass
